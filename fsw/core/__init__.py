@@ -1,0 +1,1 @@
+"""Pure flight-software core: clock protocol, timers, node shape, services and managers."""

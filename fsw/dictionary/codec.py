@@ -1,0 +1,272 @@
+"""Encoding and decoding of packet fields, compiled from the dictionary.
+
+Each packet layout compiles once to a precompiled :class:`struct.Struct`;
+decoding is one ``unpack_from`` plus per-parameter conversion.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any, Iterable, Mapping
+
+from .model import INT_RANGES, SCALAR_TYPES, Argument, Parameter
+
+
+class ArgumentError(ValueError):
+    """A command argument is missing, unknown, of the wrong type or out of range.
+
+    ``code`` is the PUS-1 failure code name the flight software reports.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fmt_of(items: Iterable[Parameter | Argument]) -> str:
+    parts = []
+    for it in items:
+        code = SCALAR_TYPES[it.type][0]
+        count = getattr(it, "count", 1)
+        parts.append(code * count)
+    return ">" + "".join(parts)
+
+
+class PacketCodec:
+    """Source-data layout of one telemetry packet (after the structure id, if any)."""
+
+    __slots__ = ("params", "struct", "size", "_plan", "has_sid")
+
+    def __init__(self, params: tuple[Parameter, ...], has_sid: bool = False) -> None:
+        self.params = params
+        self.has_sid = has_sid
+        self.struct = struct.Struct(_fmt_of(params))
+        self.size = self.struct.size + (2 if has_sid else 0)
+        # plan: (name, kind, width) where kind tells how to fold raw struct values
+        plan = []
+        for p in params:
+            width = 2 if p.type == "time" else 1
+            plan.append((p, width * p.count, p.type == "time", p.count > 1))
+        self._plan = tuple(plan)
+
+    def decode_raw(self, data: bytes, offset: int = 0) -> list[Any]:
+        """Raw values in parameter order; arrays as tuples, times as mission seconds."""
+        off = offset + (2 if self.has_sid else 0)
+        flat = self.struct.unpack_from(data, off)
+        out = []
+        i = 0
+        for p, n, is_time, is_array in self._plan:
+            if is_time:
+                vals = [flat[i + 2 * k] + flat[i + 2 * k + 1] / 65536.0 for k in range(p.count)]
+                out.append(tuple(vals) if is_array else vals[0])
+            elif is_array:
+                out.append(flat[i:i + n])
+            else:
+                out.append(flat[i])
+            i += n
+        return out
+
+    def decode(self, data: bytes, offset: int = 0) -> dict[str, Any]:
+        """Engineering values by parameter name."""
+        raws = self.decode_raw(data, offset)
+        return {p.name: to_eng(p, r) for p, r in zip(self.params, raws)}
+
+    def encode(self, values: Mapping[str, Any], sid: int | None = None, eng: bool = True) -> bytes:
+        """Pack values (engineering by default; raw with ``eng=False``).  Missing values pack as 0."""
+        flat: list[Any] = []
+        for p in self.params:
+            v = values.get(p.name, 0)
+            if p.count > 1:
+                seq = list(v) if isinstance(v, (list, tuple)) else [v] * p.count
+                if len(seq) != p.count:
+                    raise ValueError(f"{p.name}: expected {p.count} values, got {len(seq)}")
+                for x in seq:
+                    _flatten(p, to_raw(p, x) if eng else x, flat)
+            else:
+                _flatten(p, to_raw(p, v) if eng else v, flat)
+        body = self.struct.pack(*flat)
+        if self.has_sid:
+            if sid is None:
+                raise ValueError("packet has a structure id: pass sid")
+            return struct.pack(">H", sid) + body
+        return body
+
+
+def _flatten(p: Parameter, raw: Any, flat: list) -> None:
+    if p.type == "time":
+        t = float(raw)
+        if not t > 0:
+            flat.extend((0, 0))
+        else:
+            ticks = int(t * 65536.0)
+            flat.extend((min(ticks >> 16, 0xFFFFFFFF), ticks & 0xFFFF))
+        return
+    if p.type in ("f32", "f64"):
+        flat.append(float(raw))
+        return
+    lo, hi = INT_RANGES[p.type]
+    iv = int(round(raw)) if isinstance(raw, float) else int(raw)
+    flat.append(min(max(iv, lo), hi))
+
+
+def to_eng(p: Parameter, raw: Any) -> Any:
+    """Raw wire value -> engineering value (enumeration label, calibrated float, bool)."""
+    if isinstance(raw, tuple):
+        return [to_eng_scalar(p, r) for r in raw]
+    return to_eng_scalar(p, raw)
+
+
+def to_eng_scalar(p: Parameter, raw: Any) -> Any:
+    if p.enum is not None:
+        label = p.enum.labels.get(raw)
+        return label if label is not None else f"UNKNOWN({raw})"
+    if p.type == "bool":
+        return bool(raw)
+    if p.calibration is not None:
+        return p.calibration.apply(raw)
+    return raw
+
+
+def to_raw(p: Parameter, value: Any) -> Any:
+    """Engineering value -> raw wire value (inverse of :func:`to_eng_scalar`)."""
+    if p.enum is not None and isinstance(value, str):
+        try:
+            return p.enum.values[value]
+        except KeyError:
+            raise ValueError(f"{p.name}: {value!r} is not one of {sorted(p.enum.values)}") from None
+    if p.type == "bool":
+        return int(bool(value))
+    if p.calibration is not None and p.type != "time":
+        return p.calibration.invert(float(value))
+    return value
+
+
+class ArgsCodec:
+    """Application-data layout of one telecommand (after the function id, if any)."""
+
+    __slots__ = ("args", "struct", "fid")
+
+    def __init__(self, args: tuple[Argument, ...], function_id: int | None) -> None:
+        self.args = args
+        self.fid = function_id
+        self.struct = struct.Struct(_fmt_of(args))
+
+    @property
+    def size(self) -> int:
+        return self.struct.size + (2 if self.fid is not None else 0)
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """Validate and pack; raises :class:`ArgumentError` naming the argument."""
+        names = {a.name for a in self.args}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ArgumentError("UNKNOWN_ARGUMENT", f"unknown argument(s) {', '.join(unknown)}; "
+                                f"expected {', '.join(a.name for a in self.args) or 'none'}")
+        flat = []
+        for a in self.args:
+            if a.name in values:
+                v = values[a.name]
+            elif a.default is not None:
+                v = a.default
+            else:
+                raise ArgumentError("MISSING_ARGUMENT", f"argument {a.name} is required")
+            flat.extend(_arg_to_raw(a, v))
+        body = self.struct.pack(*flat)
+        if self.fid is not None:
+            return struct.pack(">H", self.fid) + body
+        return body
+
+    def decode(self, app_data: bytes) -> dict[str, Any]:
+        """Unpack and validate on board; raises :class:`ArgumentError` with a failure code name."""
+        off = 2 if self.fid is not None else 0
+        if len(app_data) != self.struct.size + off:
+            raise ArgumentError("BAD_LENGTH", f"application data is {len(app_data)} octets, "
+                                f"expected {self.struct.size + off}")
+        flat = self.struct.unpack_from(app_data, off)
+        out: dict[str, Any] = {}
+        i = 0
+        for a in self.args:
+            if a.type == "time":
+                raw: Any = flat[i] + flat[i + 1] / 65536.0
+                i += 2
+            else:
+                raw = flat[i]
+                i += 1
+            check_arg(a, raw)
+            out[a.name] = a.enum.labels[raw] if a.enum is not None else (bool(raw) if a.type == "bool" else raw)
+        return out
+
+
+def check_arg(a: Argument, raw: Any) -> None:
+    """Range and enumeration check of a raw argument value; raises :class:`ArgumentError`."""
+    if a.type in ("f32", "f64") and not math.isfinite(raw):
+        raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} is not a finite number")
+    if a.enum is not None:
+        if raw not in a.enum.labels:
+            raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} is not a valid {a.enum.name} value")
+        return
+    if a.type == "bool" and raw not in (0, 1):
+        raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} is not a boolean")
+    if (a.min is not None and raw < a.min) or (a.max is not None and raw > a.max):
+        raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} outside {a.min}..{a.max}")
+
+
+def _arg_to_raw(a: Argument, v: Any) -> list:
+    if a.enum is not None:
+        if isinstance(v, str):
+            if v not in a.enum.values:
+                raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={v!r} is not one of "
+                                    f"{', '.join(a.enum.values)}")
+            return [a.enum.values[v]]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ArgumentError("BAD_TYPE", f"{a.name} takes one of {', '.join(a.enum.values)}")
+        check_arg(a, v)
+        return [v]
+    if a.type == "bool":
+        if isinstance(v, str):
+            if v.lower() in ("1", "true", "yes", "on"):
+                return [1]
+            if v.lower() in ("0", "false", "no", "off"):
+                return [0]
+            raise ArgumentError("BAD_TYPE", f"{a.name} takes true or false, not {v!r}")
+        return [int(bool(v))]
+    if a.type == "time":
+        t = _number(a, v, float)
+        check_arg(a, t)
+        if not 0 <= t < 2**32:
+            raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={t} outside the CUC range")
+        ticks = int(t * 65536.0)
+        return [ticks >> 16, ticks & 0xFFFF]
+    if a.type in ("f32", "f64"):
+        x = _number(a, v, float)
+        check_arg(a, x)
+        return [x]
+    iv = _number(a, v, int)
+    lo, hi = INT_RANGES[a.type]
+    if not lo <= iv <= hi:
+        raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={iv} does not fit {a.type} ({lo}..{hi})")
+    check_arg(a, iv)
+    return [iv]
+
+
+def _number(a: Argument, v: Any, kind: type) -> Any:
+    if isinstance(v, bool):
+        raise ArgumentError("BAD_TYPE", f"{a.name} takes a number, not {v!r}")
+    if isinstance(v, str):
+        try:
+            v = int(v, 0) if kind is int else float(v)
+        except ValueError:
+            raise ArgumentError("BAD_TYPE", f"{a.name} takes {'an integer' if kind is int else 'a number'}, "
+                                f"not {v!r}") from None
+    if kind is int:
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise ArgumentError("BAD_TYPE", f"{a.name} takes an integer, not {v!r}")
+            v = int(v)
+        if not isinstance(v, int):
+            raise ArgumentError("BAD_TYPE", f"{a.name} takes an integer, not {v!r}")
+        return v
+    if not isinstance(v, (int, float)):
+        raise ArgumentError("BAD_TYPE", f"{a.name} takes a number, not {v!r}")
+    return float(v)

@@ -1,0 +1,187 @@
+"""Framing of space packets over a serial byte stream, and the sans-I/O deframer.
+
+On the wire each packet is preceded by the 32-bit attached sync marker
+``1ACFFC1D`` (CCSDS 131.0-B) and nothing else: the packet's own length field
+says where it ends and its own CRC-16 says whether it is intact.  There is
+deliberately no outer CRC: a CRC-16/CCITT-FALSE computed over data that
+already ends in its own CRC-16/CCITT-FALSE is always zero, so it would check
+nothing (see ``shared/reference/reliability.md`` item 3).
+
+:class:`Deframer` takes arbitrary chunks and returns packets and
+:class:`Dropped` records.  It never raises on received bytes, checks every
+length before using it, keeps at most ``max_packet + 3`` bytes buffered, and
+after any failure resynchronises on the next sync marker, so a good frame
+right after noise is never lost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Final
+
+from .crc import _crc_fun
+from .spacepacket import PRIMARY_HEADER_LEN
+
+ASM: Final = b"\x1a\xcf\xfc\x1d"
+ASM_LEN: Final = 4
+#: shortest PUS-C packet with its CRC: primary (6) + TC secondary header (5) + CRC (2)
+DEFAULT_MIN_PACKET: Final = 13
+DEFAULT_MAX_PACKET: Final = 4096
+
+
+class DropReason:
+    """Reason codes of :class:`Dropped` records (plain strings, stable for telemetry)."""
+
+    NO_SYNC = "no_sync"            # bytes outside any frame
+    BAD_VERSION = "bad_version"    # packet version number is not 0
+    LENGTH_SHORT = "length_short"  # length field below the minimum packet size
+    LENGTH_LONG = "length_long"    # length field above the configured maximum
+    CRC = "crc"                    # packet error control mismatch
+    TRUNCATED = "truncated"        # frame cut short by an idle gap or end of stream
+
+    ALL: Final = ("no_sync", "bad_version", "length_short", "length_long", "crc", "truncated")
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Bytes the deframer discarded, and why."""
+
+    reason: str
+    nbytes: int
+
+
+def frame(packet: bytes | bytearray) -> bytes:
+    """The bytes to send for one packet."""
+    return ASM + bytes(packet)
+
+
+class Deframer:
+    """Sans-I/O deframer: ``feed(bytes) -> [bytes | Dropped, ...]``.
+
+    Counters (``packets``, ``bytes_in`` and ``drops`` by reason, plus
+    ``dropped_bytes``) accumulate over the deframer's life.
+    """
+
+    __slots__ = ("max_packet", "min_packet", "check_crc", "_buf", "packets", "bytes_in",
+                 "drops", "dropped_bytes")
+
+    def __init__(self, max_packet: int = DEFAULT_MAX_PACKET, min_packet: int = DEFAULT_MIN_PACKET,
+                 check_crc: bool = True) -> None:
+        if not PRIMARY_HEADER_LEN + 1 <= min_packet <= max_packet:
+            raise ValueError(f"need {PRIMARY_HEADER_LEN + 1} <= min_packet ({min_packet}) <= max_packet ({max_packet})")
+        if max_packet > PRIMARY_HEADER_LEN + 0x10000:
+            raise ValueError(f"max_packet {max_packet} exceeds the largest space packet")
+        self.max_packet = max_packet
+        self.min_packet = min_packet
+        self.check_crc = check_crc
+        self._buf = bytearray()
+        self.packets = 0
+        self.bytes_in = 0
+        self.drops: Counter[str] = Counter()
+        self.dropped_bytes = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def _drop(self, out: list, reason: str, n: int) -> None:
+        if n > 0:
+            out.append(Dropped(reason, n))
+            self.drops[reason] += 1
+            self.dropped_bytes += n
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | Dropped]:
+        """Add received bytes; return the packets completed and bytes dropped, in stream order."""
+        out: list[bytes | Dropped] = []
+        if not data:
+            return out
+        buf = self._buf
+        buf += data
+        self.bytes_in += len(data)
+        pos = 0
+        n = len(buf)
+        max_packet = self.max_packet
+        min_packet = self.min_packet
+        while True:
+            i = buf.find(ASM, pos)
+            if i < 0:
+                # keep a tail that could be the start of a marker
+                keep = max(pos, n - (ASM_LEN - 1))
+                self._drop(out, DropReason.NO_SYNC, keep - pos)
+                pos = keep
+                break
+            if i > pos:
+                self._drop(out, DropReason.NO_SYNC, i - pos)
+                pos = i
+            h = i + ASM_LEN
+            if n - h < PRIMARY_HEADER_LEN:
+                break  # wait for the header
+            reason = None
+            if buf[h] >> 5:
+                reason = DropReason.BAD_VERSION
+            else:
+                total = PRIMARY_HEADER_LEN + ((buf[h + 4] << 8) | buf[h + 5]) + 1
+                if total < min_packet:
+                    reason = DropReason.LENGTH_SHORT
+                elif total > max_packet:
+                    reason = DropReason.LENGTH_LONG
+                else:
+                    end = h + total
+                    if end > n:
+                        break  # wait for the rest of the packet
+                    if self.check_crc and _crc_fun(memoryview(buf)[h:end - 2]) != ((buf[end - 2] << 8) | buf[end - 1]):
+                        reason = DropReason.CRC
+                    else:
+                        out.append(bytes(buf[h:end]))
+                        self.packets += 1
+                        pos = end
+                        continue
+            # a false or damaged frame: discard up to the next marker after this one
+            j = buf.find(ASM, i + 1)
+            stop = j if j >= 0 else max(i + 1, n - (ASM_LEN - 1))
+            self._drop(out, reason, stop - i)
+            pos = stop
+        if pos:
+            del buf[:pos]
+        return out
+
+    def flush(self) -> list[bytes | Dropped]:
+        """Give up on a partial frame (idle gap on the line, or end of stream).
+
+        The adapter calls this when the line has been quiet for longer than a
+        frame takes; bytes after the marker of the partial frame are searched
+        again so that nothing good is lost.
+        """
+        out: list[bytes | Dropped] = []
+        buf = self._buf
+        if not buf:
+            return []
+        i = buf.find(ASM)
+        if i < 0:
+            self._drop(out, DropReason.NO_SYNC, len(buf))
+            buf.clear()
+            return out
+        if i > 0:
+            self._drop(out, DropReason.NO_SYNC, i)
+        rest = bytes(buf[i + 1:])
+        buf.clear()
+        # re-scan whatever followed the stale marker
+        j = rest.find(ASM)
+        if j < 0:
+            self._drop(out, DropReason.TRUNCATED, 1 + len(rest))
+            return out
+        self._drop(out, DropReason.TRUNCATED, 1 + j)
+        self.bytes_in -= len(rest) - j
+        out.extend(self.feed(rest[j:]))
+        # a partial frame still pending after the re-scan is also stale
+        if self._buf:
+            out.extend(self.flush())
+        return out
+
+    def stats(self) -> dict[str, int]:
+        d = {"packets": self.packets, "bytes_in": self.bytes_in, "dropped_bytes": self.dropped_bytes}
+        for r in DropReason.ALL:
+            d[f"drop_{r}"] = self.drops.get(r, 0)
+        return d

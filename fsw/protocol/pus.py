@@ -1,0 +1,248 @@
+"""PUS-C telecommand and telemetry packets (ECSS-E-ST-70-41C, sections 7.4.3/7.4.4).
+
+TC packet:  primary header (6) | TC secondary header (5) | application data | CRC (2)
+  TC secondary header: PUS version (4 bits, = 2) | acknowledgement flags (4 bits)
+                       | service type (8) | message subtype (8) | source id (16)
+
+TM packet:  primary header (6) | TM secondary header (13) | source data | CRC (2)
+  TM secondary header: PUS version (4 bits, = 2) | spacecraft time reference status (4 bits)
+                       | service type (8) | message subtype (8)
+                       | message type counter (16) | destination id (16)
+                       | time: CUC 4+2, implicit P-field (6)
+
+Both layouts are byte-compatible with the ``spacepackets`` package; tests
+check it in both directions.
+
+Packets are immutable named tuples: ``PusTc(...)`` validates its fields,
+``PusTc.unpack(data)`` validates the bytes (and raises
+:class:`~fsw.protocol.errors.DecodeError`).  Stream code should use
+:func:`parse_packet_nothrow`, which turns every failure into a reason code.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, NamedTuple
+
+from .crc import _crc_fun
+from .errors import BytesTooShortError, DecodeError, LocalProtocolError
+from .spacepacket import MAX_APID, MAX_SEQ_COUNT, PRIMARY_HEADER_LEN, PacketType, SeqFlags
+from .timecode import CUC_LEN, seconds_to_cuc_fields
+
+PUS_VERSION: Final = 2
+TC_SEC_HDR_LEN: Final = 5
+TM_SEC_HDR_LEN: Final = 7 + CUC_LEN
+TC_HEADER_LEN: Final = PRIMARY_HEADER_LEN + TC_SEC_HDR_LEN  # 11
+TM_HEADER_LEN: Final = PRIMARY_HEADER_LEN + TM_SEC_HDR_LEN  # 19
+CRC_LEN: Final = 2
+MIN_TC_LEN: Final = TC_HEADER_LEN + CRC_LEN  # 13
+MIN_TM_LEN: Final = TM_HEADER_LEN + CRC_LEN  # 21
+
+# primary + secondary header in one precompiled struct each
+_TC_HDR = struct.Struct(">HHHBBBH")
+_TM_HDR = struct.Struct(">HHHBBBHHIH")
+
+
+def _check_u8(name: str, v: int) -> None:
+    if not 0 <= v <= 0xFF:
+        raise LocalProtocolError(f"{name} {v} outside 0..255")
+
+
+def _check_u16(name: str, v: int) -> None:
+    if not 0 <= v <= 0xFFFF:
+        raise LocalProtocolError(f"{name} {v} outside 0..65535")
+
+
+def _check_common(apid: int, seq_count: int, seq_flags: int, body_len: int, hdr_len: int) -> None:
+    if not 0 <= apid <= MAX_APID:
+        raise LocalProtocolError(f"APID {apid} outside 0..{MAX_APID}")
+    if not 0 <= seq_count <= MAX_SEQ_COUNT:
+        raise LocalProtocolError(f"sequence count {seq_count} outside 0..{MAX_SEQ_COUNT}")
+    if seq_flags not in (0, 1, 2, 3):
+        raise LocalProtocolError(f"sequence flags {seq_flags} outside 0..3")
+    if hdr_len - PRIMARY_HEADER_LEN + body_len + CRC_LEN > 0x10000:
+        raise LocalProtocolError(f"packet data field too long ({body_len} octets of data)")
+
+
+class _TcFields(NamedTuple):
+    apid: int
+    service: int
+    subservice: int
+    app_data: bytes
+    seq_count: int
+    source_id: int
+    ack_flags: int
+    seq_flags: int
+
+
+class PusTc(_TcFields):
+    """A PUS-C telecommand."""
+
+    __slots__ = ()
+    packet_type: Final = PacketType.TC  # type: ignore[misc]
+
+    def __new__(
+        cls, apid: int, service: int, subservice: int, app_data: bytes = b"",
+        seq_count: int = 0, source_id: int = 0, ack_flags: int = 0b1111,
+        seq_flags: int = SeqFlags.UNSEGMENTED,
+    ) -> "PusTc":
+        _check_common(apid, seq_count, seq_flags, len(app_data), TC_HEADER_LEN)
+        _check_u8("service", service)
+        _check_u8("subservice", subservice)
+        _check_u16("source id", source_id)
+        if not 0 <= ack_flags <= 0xF:
+            raise LocalProtocolError(f"acknowledgement flags {ack_flags} outside 0..15")
+        return tuple.__new__(cls, (apid, service, subservice, bytes(app_data), seq_count,
+                                   source_id, ack_flags, int(seq_flags)))
+
+    @property
+    def packet_id(self) -> int:
+        return 0x1800 | self.apid
+
+    @property
+    def request_id(self) -> int:
+        """32-bit request id of PUS-1 reports: packet id and sequence control."""
+        return ((0x1800 | self.apid) << 16) | (self.seq_flags << 14) | self.seq_count
+
+    def pack(self) -> bytes:
+        body = _TC_HDR.pack(
+            0x1800 | self.apid,
+            (self.seq_flags << 14) | self.seq_count,
+            TC_SEC_HDR_LEN + len(self.app_data) + CRC_LEN - 1,
+            (PUS_VERSION << 4) | self.ack_flags,
+            self.service, self.subservice, self.source_id,
+        ) + self.app_data
+        return body + _crc_fun(body).to_bytes(2, "big")
+
+    @classmethod
+    def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTc":
+        pkt = parse_packet(data)
+        if not isinstance(pkt, PusTc):
+            raise DecodeError("type", "packet type bit says TM, expected TC")
+        return pkt
+
+    def __repr__(self) -> str:
+        return (f"PusTc(apid=0x{self.apid:03X}, TC[{self.service},{self.subservice}], seq={self.seq_count}, "
+                f"src={self.source_id}, ack=0b{self.ack_flags:04b}, data={self.app_data.hex()})")
+
+
+class _TmFields(NamedTuple):
+    apid: int
+    service: int
+    subservice: int
+    source_data: bytes
+    seq_count: int
+    msg_counter: int
+    dest_id: int
+    time_coarse: int
+    time_fine: int
+    time_ref_status: int
+    seq_flags: int
+
+
+class PusTm(_TmFields):
+    """A PUS-C telemetry packet.  ``time`` is mission seconds (CUC 4+2)."""
+
+    __slots__ = ()
+    packet_type: Final = PacketType.TM  # type: ignore[misc]
+
+    def __new__(
+        cls, apid: int, service: int, subservice: int, source_data: bytes = b"",
+        seq_count: int = 0, msg_counter: int = 0, dest_id: int = 0,
+        time: float | None = None, time_coarse: int = 0, time_fine: int = 0,
+        time_ref_status: int = 0, seq_flags: int = SeqFlags.UNSEGMENTED,
+    ) -> "PusTm":
+        _check_common(apid, seq_count, seq_flags, len(source_data), TM_HEADER_LEN)
+        _check_u8("service", service)
+        _check_u8("subservice", subservice)
+        _check_u16("message type counter", msg_counter)
+        _check_u16("destination id", dest_id)
+        if time is not None:
+            if time < 0 or time >= 2**32:
+                raise LocalProtocolError(f"time {time!r} s outside the 4-octet CUC range")
+            time_coarse, time_fine = seconds_to_cuc_fields(time)
+        if not 0 <= time_coarse <= 0xFFFFFFFF or not 0 <= time_fine <= 0xFFFF:
+            raise LocalProtocolError("CUC time fields out of range")
+        if not 0 <= time_ref_status <= 0xF:
+            raise LocalProtocolError(f"time reference status {time_ref_status} outside 0..15")
+        return tuple.__new__(cls, (apid, service, subservice, bytes(source_data), seq_count, msg_counter,
+                                   dest_id, time_coarse, time_fine, time_ref_status, int(seq_flags)))
+
+    @property
+    def time(self) -> float:
+        return self.time_coarse + self.time_fine / 65536.0
+
+    @property
+    def packet_id(self) -> int:
+        return 0x0800 | self.apid
+
+    def pack(self) -> bytes:
+        body = _TM_HDR.pack(
+            0x0800 | self.apid,
+            (self.seq_flags << 14) | self.seq_count,
+            TM_SEC_HDR_LEN + len(self.source_data) + CRC_LEN - 1,
+            (PUS_VERSION << 4) | self.time_ref_status,
+            self.service, self.subservice, self.msg_counter, self.dest_id,
+            self.time_coarse, self.time_fine,
+        ) + self.source_data
+        return body + _crc_fun(body).to_bytes(2, "big")
+
+    @classmethod
+    def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTm":
+        pkt = parse_packet(data)
+        if not isinstance(pkt, PusTm):
+            raise DecodeError("type", "packet type bit says TC, expected TM")
+        return pkt
+
+    def __repr__(self) -> str:
+        return (f"PusTm(apid=0x{self.apid:03X}, TM[{self.service},{self.subservice}], seq={self.seq_count}, "
+                f"t={self.time:.6f}, data={self.source_data.hex()})")
+
+
+def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -> PusTc | PusTm:
+    """Strictly parse one complete PUS-C packet.
+
+    Every length is checked before it is used: the buffer against the
+    primary header, the header's length field against the buffer, and the
+    secondary header against the data field.  Raises :class:`DecodeError`.
+    """
+    n = len(data)
+    if n < PRIMARY_HEADER_LEN:
+        raise BytesTooShortError(PRIMARY_HEADER_LEN, n, "primary header")
+    w0 = (data[0] << 8) | data[1]
+    if w0 >> 13:
+        raise DecodeError("version", f"packet version number {w0 >> 13}, expected 0")
+    if not (w0 >> 11) & 1:
+        raise DecodeError("no_sec_hdr", "secondary header flag is 0; PUS packets need one")
+    total = PRIMARY_HEADER_LEN + ((data[4] << 8) | data[5]) + 1
+    if total != n:
+        raise DecodeError("length", f"length field says {total} octets, got {n}")
+    is_tc = (w0 >> 12) & 1
+    if n < (MIN_TC_LEN if is_tc else MIN_TM_LEN):
+        raise BytesTooShortError(MIN_TC_LEN if is_tc else MIN_TM_LEN, n, "PUS-C TC" if is_tc else "PUS-C TM")
+    if check_crc and _crc_fun(memoryview(data)[:-2]) != ((data[-2] << 8) | data[-1]):
+        raise DecodeError("crc", "packet error control does not match")
+    if is_tc:
+        _, w1, _, b0, svc, sub, src = _TC_HDR.unpack_from(data)
+        if b0 >> 4 != PUS_VERSION:
+            raise DecodeError("pus_version", f"PUS version {b0 >> 4}, expected {PUS_VERSION}")
+        return tuple.__new__(PusTc, (w0 & MAX_APID, svc, sub, bytes(data[TC_HEADER_LEN:-2]),
+                                     w1 & MAX_SEQ_COUNT, src, b0 & 0xF, w1 >> 14))
+    _, w1, _, b0, svc, sub, cnt, dest, coarse, fine = _TM_HDR.unpack_from(data)
+    if b0 >> 4 != PUS_VERSION:
+        raise DecodeError("pus_version", f"PUS version {b0 >> 4}, expected {PUS_VERSION}")
+    return tuple.__new__(PusTm, (w0 & MAX_APID, svc, sub, bytes(data[TM_HEADER_LEN:-2]), w1 & MAX_SEQ_COUNT,
+                                 cnt, dest, coarse, fine, b0 & 0xF, w1 >> 14))
+
+
+def parse_packet_nothrow(data: bytes | bytearray | memoryview) -> PusTc | PusTm | DecodeError:
+    """:func:`parse_packet` for stream code: the error comes back as a value."""
+    try:
+        return parse_packet(data)
+    except DecodeError as exc:
+        return exc
+
+
+def split_request_id(request_id: int) -> tuple[int, int]:
+    """(APID, sequence count) named by a 32-bit PUS-1 request id."""
+    return (request_id >> 16) & MAX_APID, request_id & MAX_SEQ_COUNT
