@@ -32,6 +32,7 @@ from ..dictionary import ArgumentError, Command, Dictionary, System
 from ..protocol.framing import Dropped
 from ..protocol.pus import PusTc, PusTm, parse_packet_nothrow
 from .node import Node
+from .phases import PhaseManager
 from .pusgen import TmSource, Verifier
 from .state import MemoryStore, StateStore, load_record, save_record
 from .timers import Periodic
@@ -147,7 +148,7 @@ class FlightSoftware(Node):
     GROUND = "ground"
 
     def __init__(self, dictionary: Dictionary, store: StateStore | None = None,
-                 time_report_period: float = 1.0) -> None:
+                 time_report_period: float = 1.0, initial_phase: str = "PRELAUNCH") -> None:
         self.dictionary = dictionary
         self.lander = dictionary.lander
         self.units = tuple(s for s in dictionary.systems if s.kind != "lander")
@@ -178,6 +179,7 @@ class FlightSoftware(Node):
         self.register_command("LANDER_RESET_COUNTERS", self._cmd_reset_counters)
         self.hk.register("LANDER_HK", self._lander_hk)
         self.hk.register("LINK_HK", self._link_hk)
+        self.phases = PhaseManager(self, initial_phase)
 
     # -- plug-in points ---------------------------------------------------------
     def register_command(self, name: str, handler: Handler) -> None:
@@ -345,6 +347,7 @@ class FlightSoftware(Node):
     def _lander_hk(self, now: float) -> dict:
         c = self.counters
         return {"UPTIME": int(now - self.started_at), "LANDER_MODE": self.mode, "ONBOARD_TIME": now,
+                "PHASE": self.phases.current.name,
                 "TC_ACCEPTED": c.tc_accepted, "TC_REJECTED": c.tc_rejected, "TC_ROUTED": c.tc_routed,
                 "TM_FORWARDED": c.tm_forwarded, "EVENTS_SENT": c.events_sent,
                 "RESTARTS": min(self.restarts, 0xFFFF)}
@@ -406,6 +409,7 @@ class FlightSoftware(Node):
 def build_flight_software(dictionary: Dictionary, store: StateStore | None = None,
                           options: Mapping[str, Any] | None = None) -> FlightSoftware:
     """The composition root of the flight software core: the node plus every component."""
-    fsw = FlightSoftware(dictionary, store)
+    opts = dict(options or {})
+    fsw = FlightSoftware(dictionary, store, initial_phase=opts.get("initial_phase", "PRELAUNCH"))
     return fsw
 

@@ -20,7 +20,7 @@ import yaml
 
 from .model import (
     INT_RANGES, SCALAR_TYPES, SEVERITIES, SYSTEM_KINDS, Argument, Calibration, Command, Enumeration, Event,
-    Limits, Parameter, System, TmPacket, frozen_map,
+    Limits, Parameter, Phase, System, TmPacket, frozen_map,
 )
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -301,14 +301,17 @@ _SYS_KEYS = {"description", "port", "baud", "modes", "power_w", "boot_time_s", "
              "commands", "telemetry", "events", "enums"}
 
 
-def parse_system(text: str, file: str, shared_enums: Mapping[str, Enumeration],
+def parse_system(text: str | dict, file: str, shared_enums: Mapping[str, Enumeration],
                  standard: Mapping[str, Any]) -> System:
-    """Parse one unit file."""
+    """Parse one unit file (its text, or its already-loaded and merged YAML mapping)."""
     ctx = _Ctx(file)
-    try:
-        d = load_yaml(text)
-    except yaml.YAMLError as exc:
-        raise ctx.fail("(file)", f"not valid YAML: {exc}".replace("\n", " ")) from None
+    if isinstance(text, dict):
+        d = text
+    else:
+        try:
+            d = load_yaml(text)
+        except yaml.YAMLError as exc:
+            raise ctx.fail("(file)", f"not valid YAML: {exc}".replace("\n", " ")) from None
     _keys(ctx, "(top level)", d, {"system", "kind", "apid"}, _SYS_KEYS)
     name = _name(ctx, "system", d["system"])
     kind = d["kind"]
@@ -345,12 +348,25 @@ def parse_system(text: str, file: str, shared_enums: Mapping[str, Enumeration],
     config = d.get("config", {})
     if not isinstance(config, dict):
         raise ctx.fail("config", "expected a mapping")
+    def origin(entry: Any) -> tuple[_Ctx, Any]:
+        """Entries merged from an extension file report errors against that file."""
+        if isinstance(entry, dict) and "_from" in entry:
+            entry = dict(entry)
+            return _Ctx(entry.pop("_from")), entry
+        return ctx, entry
+
     commands = []
     for i, c in enumerate(list(standard.get("commands", ())) + list(d.get("commands") or [])):
-        commands.append(_command(ctx, f"commands[{i}]", c, name, apid, enums, modes))
-    telemetry = [_packet(ctx, f"telemetry[{i}]", p, name, apid, enums, hk_period)
-                 for i, p in enumerate(d.get("telemetry") or [])]
-    events = [_event(ctx, f"events[{i}]", e, name, apid, enums) for i, e in enumerate(d.get("events") or [])]
+        cctx, c = origin(c)
+        commands.append(_command(cctx, f"commands[{i}]", c, name, apid, enums, modes))
+    telemetry = []
+    for i, p in enumerate(d.get("telemetry") or []):
+        pctx, p = origin(p)
+        telemetry.append(_packet(pctx, f"telemetry[{i}]", p, name, apid, enums, hk_period))
+    events = []
+    for i, e in enumerate(d.get("events") or []):
+        ectx, e = origin(e)
+        events.append(_event(ectx, f"events[{i}]", e, name, apid, enums))
     for what, items in (("command", commands), ("packet", telemetry), ("event", events)):
         seen: set[str] = set()
         for it in items:
@@ -383,6 +399,40 @@ def parse_system(text: str, file: str, shared_enums: Mapping[str, Enumeration],
 
 Reader = Callable[[str], str]
 
+_EXT_KEYS = {"extends", "description", "commands", "telemetry", "events", "enums"}
+
+
+def text_of(y: Any) -> str:
+    """A non-mapping YAML document, handed back to parse_system so that it reports the problem."""
+    return yaml.safe_dump(y)
+
+
+def _merge_extension(ctx: _Ctx, y: dict, by_name: dict[str, tuple[str, dict]]) -> None:
+    """Append an extension file's entries to the unit it ``extends`` (declared in an earlier file).
+
+    Extensions let one unit's declarations live in several files, e.g. the lander's payload-manager
+    and deploy-manager commands, without declaring anything twice.
+    """
+    _keys(ctx, "(top level)", y, {"extends"}, _EXT_KEYS - {"extends"})
+    base = y["extends"]
+    if base not in by_name:
+        raise ctx.fail("extends", f"{base!r} is not a unit declared in an earlier file")
+    base_file, d = by_name[base]
+    for key in ("commands", "telemetry", "events"):
+        extra = y.get(key) or []
+        if not isinstance(extra, list):
+            raise ctx.fail(key, "expected a list")
+        d[key] = list(d.get(key) or []) + [{**e, "_from": ctx.file} if isinstance(e, dict) else e for e in extra]
+    enums = y.get("enums") or {}
+    if not isinstance(enums, dict):
+        raise ctx.fail("enums", "expected a mapping")
+    merged = dict(d.get("enums") or {})
+    for k, v in enums.items():
+        if k in merged:
+            raise ctx.fail(f"enums.{k}", f"already declared for {base} in {base_file}")
+        merged[k] = v
+    d["enums"] = merged
+
 
 def package_reader(mission: str = "reference") -> Reader:
     root = resources.files("fsw.missions") / mission
@@ -401,6 +451,55 @@ def directory_reader(path: str) -> Reader:
     def read(name: str) -> str:
         return (base / name).read_text(encoding="utf-8")
     return read
+
+
+def _phases(ctx: _Ctx, d: Any, shared: Mapping[str, Enumeration], systems: list[System]) -> dict[str, Phase]:
+    if not isinstance(d, dict):
+        raise ctx.fail("phases", "expected a mapping PHASE: settings")
+    if not d:
+        return {}
+    if "PHASE" not in shared:
+        raise ctx.fail("phases", "declare the PHASE enumeration under enums")
+    values = shared["PHASE"].values
+    missing = set(values) - set(d)
+    if missing:
+        raise ctx.fail("phases", f"no settings for phase(s) {', '.join(sorted(missing))}")
+    units = {s.name: s for s in systems}
+    lander_cmds = {c.name for s in systems if s.kind == "lander" for c in s.commands}
+    out = {}
+    for name, ph in d.items():
+        entry = f"phases.{name}"
+        if name not in values:
+            raise ctx.fail(entry, f"{name} is not a PHASE value ({', '.join(values)})")
+        _keys(ctx, entry, ph, {"power_w"}, {"payload_power", "heaters", "hk_factor", "hazardous", "modes"})
+        power = _num(ctx, entry, ph["power_w"], "power_w")
+        if power < 0:
+            raise ctx.fail(entry, "power_w cannot be negative")
+        hk = _num(ctx, entry, ph.get("hk_factor", 1), "hk_factor")
+        if hk <= 0:
+            raise ctx.fail(entry, "hk_factor must be positive")
+        for flag in ("payload_power", "heaters"):
+            if not isinstance(ph.get(flag, True), bool):
+                raise ctx.fail(entry, f"{flag} must be true or false")
+        hz = ph.get("hazardous", [])
+        if not isinstance(hz, list):
+            raise ctx.fail(entry, "hazardous must be a list of command names")
+        modes = ph.get("modes", {})
+        if not isinstance(modes, dict):
+            raise ctx.fail(entry, "modes must be a mapping UNIT: [modes]")
+        for unit, ms in modes.items():
+            if unit not in units:
+                raise ctx.fail(f"{entry}.modes", f"{unit} is not a declared unit")
+            if not isinstance(ms, list) or any(m not in units[unit].modes for m in ms):
+                raise ctx.fail(f"{entry}.modes.{unit}", f"modes must be drawn from {', '.join(units[unit].modes)}")
+        out[name] = Phase(name, values[name], power, ph.get("payload_power", True), ph.get("heaters", True), hk,
+                          tuple(hz), frozen_map({u: tuple(m) for u, m in modes.items()}))
+    # hazardous names are checked once every unit (and every extension) is known
+    for ph in out.values():
+        for c in ph.hazardous:
+            if c not in lander_cmds:
+                raise ctx.fail(f"phases.{ph.name}.hazardous", f"{c} is not a lander command")
+    return out
 
 
 def parse_mission(read: Reader, file: str = "mission.yaml"):
@@ -446,20 +545,32 @@ def parse_mission(read: Reader, file: str = "mission.yaml"):
         except (OSError, FileNotFoundError) as exc:
             raise DictionaryError(f, "(file)", f"cannot read: {exc}") from None
         systems.append((f, text))
-    # first pass for ports, so the PORT enumeration exists before any unit uses it
+    # first pass: YAML, extension files merged into their unit, and the PORT enumeration
+    # (ground = 0, then the units' ports in file order) so that any unit can use it
     port_names = ["ground"]
+    units: list[tuple[str, dict]] = []
+    by_name: dict[str, tuple[str, dict]] = {}
     for f, text in systems:
         try:
             y = load_yaml(text)
         except yaml.YAMLError as exc:
             raise DictionaryError(f, "(file)", f"not valid YAML: {exc}".replace("\n", " ")) from None
-        if isinstance(y, dict) and isinstance(y.get("system"), str) and y.get("kind") != "lander":
-            port_names.append(str(y.get("port", y["system"].lower())))
+        if isinstance(y, dict) and "extends" in y:
+            _merge_extension(_Ctx(f), y, by_name)
+            continue
+        if isinstance(y, dict) and isinstance(y.get("system"), str):
+            if y["system"] in by_name:
+                raise DictionaryError(f, "system", f"{y['system']} is already declared in {by_name[y['system']][0]}")
+            if y.get("kind") != "lander":
+                port_names.append(str(y.get("port", y["system"].lower())))
+            entry = (f, dict(y))
+            by_name[y["system"]] = entry
+            units.append(entry)
+        else:
+            units.append((f, y))
     shared["PORT"] = Enumeration("PORT", frozen_map({p.upper(): i for i, p in enumerate(port_names)}))
-    parsed = [parse_system(text, f, shared, std) for f, text in systems]
-    phases = d.get("phases") or {}
-    if not isinstance(phases, dict):
-        raise ctx.fail("phases", "expected a mapping")
+    parsed = [parse_system(y if isinstance(y, dict) else text_of(y), f, shared, std) for f, y in units]
+    phases = _phases(ctx, d.get("phases") or {}, shared, parsed)
     return Dictionary(
         mission=str(m["name"]), description=str(m.get("description", "")), epoch=epoch,
         max_packet=max_packet, systems=tuple(parsed), standard_packets=std_packets,

@@ -264,3 +264,25 @@ class System:
             if e.name == name:
                 return e
         raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Phase:
+    """A mission phase and what it allows."""
+
+    name: str
+    value: int
+    power_w: float
+    payload_power: bool = True
+    heaters: bool = True
+    hk_factor: float = 1.0
+    hazardous: tuple[str, ...] = ()
+    #: unit name -> allowed modes (a unit absent here may use any of its modes)
+    modes: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_map)
+
+    def allows_mode(self, unit: str, mode: str) -> bool:
+        allowed = self.modes.get(unit)
+        return allowed is None or mode in allowed
+
+    def allows_hazard(self, command: str) -> bool:
+        return command in self.hazardous

@@ -102,3 +102,19 @@ def test_same_seed_same_bytes() -> None:
         b.run(10)
         return b.probe.raw
     assert run(7) == run(7)
+
+
+def test_phase_change_is_verified_reported_and_survives_restart() -> None:
+    from fsw.core.flight import build_flight_software
+    b = Bench()
+    b.run(2)
+    tc = b.send("SET_PHASE", phase="CRUISE")
+    b.run(1)
+    assert _verif(b, tc) == [1, 3, 7]
+    assert b.fsw.phases.current.name == "CRUISE"
+    evt = b.d.event("LANDER", "PHASE_CHANGED")
+    assert any(int.from_bytes(e.source_data[:2], "big") == evt.id for e in b.probe.tms(5, 1))
+    # a restart on the same durable store comes back in CRUISE
+    again = build_flight_software(b.d, b.fsw.store)
+    again.start(b.clock.now())
+    assert again.phases.current.name == "CRUISE" and again.restarts == 2
