@@ -8,6 +8,7 @@ jumps it, to the next deadline, so hours of mission run in milliseconds.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol, runtime_checkable
 
 
@@ -24,17 +25,27 @@ class SimClock:
     __slots__ = ("_t",)
 
     def __init__(self, start: float = 0.0) -> None:
-        self._t = float(start)
+        self._t = _finite(start)
 
     def now(self) -> float:
         return self._t
 
     def advance_to(self, t: float) -> None:
+        t = _finite(t)
         if t < self._t:
             raise ValueError(f"time can't go backwards ({t} < {self._t})")
-        self._t = float(t)
+        self._t = t
 
     def advance(self, dt: float) -> None:
+        dt = _finite(dt)
         if dt < 0:
             raise ValueError(f"time can't go backwards (dt={dt})")
         self._t += dt
+
+
+def _finite(t: float) -> float:
+    """NaN or infinity would freeze or poison every comparison against the clock."""
+    t = float(t)
+    if not math.isfinite(t):
+        raise ValueError(f"simulated time must be finite, got {t!r}")
+    return t

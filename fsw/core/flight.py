@@ -31,9 +31,15 @@ from typing import Any, Callable, Mapping
 from ..dictionary import ArgumentError, Command, Dictionary, System
 from ..protocol.framing import Dropped
 from ..protocol.pus import PusTc, PusTm, parse_packet_nothrow
+from .deploy import DeployManager
 from .node import Node
 from .phases import PhaseManager
+from .payloads import PayloadManager
+from .planning import ActivityPlanner
+from .power import PowerController
 from .pusgen import TmSource, Verifier
+from .schedule import ScheduleService
+from .sequences import Sequencer
 from .state import MemoryStore, StateStore, load_record, save_record
 from .timers import Periodic
 
@@ -77,6 +83,10 @@ Handler = Callable[[Command, dict, PusTc, float], "Pending | None"]
 RouteGate = Callable[[System, PusTc, float], "str | None"]
 #: listener(system, tm, now) for every valid TM a unit sends
 TmListener = Callable[[System, PusTm, float], None]
+#: consumer(system, tm, now) -> True to keep a unit's TM on board (e.g. reports to the flight software's own TCs)
+TmConsumer = Callable[[System, PusTm, float], bool]
+#: listener(system, tc, now) for every TC routed to a unit (after the gates let it through)
+RouteListener = Callable[[System, PusTc, float], None]
 
 
 class Housekeeping:
@@ -165,6 +175,8 @@ class FlightSoftware(Node):
         self._handlers: dict[str, Handler] = {}
         self._gates: list[RouteGate] = []
         self._tm_listeners: list[TmListener] = []
+        self._tm_consumers: list[TmConsumer] = []
+        self._route_listeners: list[RouteListener] = []
         self._link_listeners: list[Callable[[str, bool, float], None]] = []
         self._start_hooks: list[Callable[[float], None]] = []
         self._unit_by_port = {u.port: u for u in self.units}
@@ -193,6 +205,14 @@ class FlightSoftware(Node):
 
     def add_tm_listener(self, listener: TmListener) -> None:
         self._tm_listeners.append(listener)
+
+    def add_tm_consumer(self, consumer: TmConsumer) -> None:
+        """``consumer(unit, tm, now)`` returning True keeps the TM on board (not forwarded to ground)."""
+        self._tm_consumers.append(consumer)
+
+    def add_route_listener(self, listener: RouteListener) -> None:
+        """``listener(unit, tc, now)`` for each TC actually routed to a unit (the payload manager's time-outs)."""
+        self._route_listeners.append(listener)
 
     def add_link_listener(self, listener: Callable[[str, bool, float], None]) -> None:
         self._link_listeners.append(listener)
@@ -249,6 +269,9 @@ class FlightSoftware(Node):
             return
         for listener in self._tm_listeners:
             listener(unit, pkt, now)
+        for consumer in self._tm_consumers:
+            if consumer(unit, pkt, now):
+                return
         self.counters.tm_forwarded += 1
         self.send_tm(packet)
 
@@ -271,6 +294,8 @@ class FlightSoftware(Node):
                 return
         self.counters.tc_routed += 1
         self.send_to_unit(unit, tc.pack())
+        for listener in self._route_listeners:
+            listener(unit, tc, now)
 
     def _reject(self, tc: PusTc, code: str, now: float, data: int = 0) -> None:
         self.counters.tc_rejected += 1
@@ -290,7 +315,9 @@ class FlightSoftware(Node):
             self._reject(tc, "UNKNOWN_FUNCTION", now)
             return
         try:
-            args = self.dictionary.args_codec(cmd).decode(tc.app_data)
+            # a raw command's handler parses its own variable-length data (after the function id, if any)
+            args = ({"raw": tc.app_data[0 if cmd.function_id is None else 2:]} if cmd.raw
+                    else self.dictionary.args_codec(cmd).decode(tc.app_data))
         except ArgumentError as exc:
             self._reject(tc, exc.code if exc.code in self.dictionary.failure_codes.values else "ARG_OUT_OF_RANGE",
                          now)
@@ -411,5 +438,11 @@ def build_flight_software(dictionary: Dictionary, store: StateStore | None = Non
     """The composition root of the flight software core: the node plus every component."""
     opts = dict(options or {})
     fsw = FlightSoftware(dictionary, store, initial_phase=opts.get("initial_phase", "PRELAUNCH"))
+    fsw.power = PowerController(fsw)  # the PDU: switching, channel states, trips (docs/payloads.md)
+    fsw.payloads = PayloadManager(fsw, fsw.power)  # payload life cycle, budget, heartbeat (docs/payloads.md)
+    fsw.schedule = ScheduleService(fsw, **opts.get("schedule", {}))  # PUS 11 (docs/scheduling.md)
+    fsw.sequencer = Sequencer(fsw, fsw.schedule, opts.get("sequences", ()))  # texts of the onboard library
+    fsw.planner = ActivityPlanner(fsw, fsw.schedule, opts.get("planning"))  # text of planning.yaml
+    fsw.deploy = DeployManager(fsw, opts.get("deploy"))  # relay-satellite release (docs/deploy.md)
     return fsw
 

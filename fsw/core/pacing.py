@@ -15,8 +15,10 @@ class LinePacer:
     __slots__ = ("baud", "bits_per_byte", "byte_time", "busy_until", "bytes_sent")
 
     def __init__(self, baud: int, bits_per_byte: int = 10) -> None:
-        if baud <= 0:
+        if not baud > 0:
             raise ValueError(f"baud must be positive, got {baud}")
+        if not bits_per_byte > 0:
+            raise ValueError(f"bits_per_byte must be positive, got {bits_per_byte}")
         self.baud = baud
         self.bits_per_byte = bits_per_byte
         self.byte_time = bits_per_byte / baud
@@ -29,6 +31,8 @@ class LinePacer:
 
     def reserve(self, nbytes: int, now: float) -> tuple[float, float]:
         """Book ``nbytes`` on the line; returns (start, end) of their transmission."""
+        if nbytes < 0:
+            raise ValueError(f"cannot reserve {nbytes} bytes")
         start = self.busy_until if self.busy_until > now else now
         end = start + nbytes * self.byte_time
         self.busy_until = end

@@ -5,6 +5,11 @@ PUS-C message type counter per (service, subtype), CUC time from ``now``.
 :class:`Verifier` writes the PUS-1 verification reports for received TCs,
 honouring the TC's acknowledgement flags (failures are always reported).
 
+Reports go to the TC's source: their destination id is the TC's source id
+(ECSS-E-ST-70-41C 5.4.2.1), so a node that sends telecommands of its own
+(the flight software commanding the PDU) can tell its reports from those of
+ground's telecommands, whose request ids may be the same.
+
 Acknowledgement flags (ECSS-E-ST-70-41C, TC secondary header, 4 bits):
 ``0b0001`` acceptance, ``0b0010`` start, ``0b0100`` progress, ``0b1000`` completion.
 """
@@ -45,9 +50,10 @@ class TmSource:
         return PusTm(self.apid, service, subservice, data, seq_count=seq, msg_counter=cnt, dest_id=dest_id,
                      time=now if now > 0 else 0.0).pack()
 
-    def packet(self, pkt: TmPacket, values: Mapping[str, Any], now: float, eng: bool = True) -> bytes:
+    def packet(self, pkt: TmPacket, values: Mapping[str, Any], now: float, eng: bool = True,
+               dest_id: int = 0) -> bytes:
         """A dictionary-declared packet filled with ``values``."""
-        return self.make(pkt.service, pkt.subservice, self.dictionary.encode_tm(pkt, values, eng), now)
+        return self.make(pkt.service, pkt.subservice, self.dictionary.encode_tm(pkt, values, eng), now, dest_id)
 
     def event(self, system: str, name: str, now: float, **args: Any) -> bytes:
         evt = self.dictionary.event(system, name)
@@ -71,13 +77,14 @@ class Verifier:
     def _ok(self, name: str, flag: int, tc: PusTc, now: float, **extra: Any) -> bytes | None:
         if not tc.ack_flags & flag:
             return None
-        return self.tm.packet(self._pk[name], {**self._req(tc), **extra}, now)
+        return self.tm.packet(self._pk[name], {**self._req(tc), **extra}, now, dest_id=tc.source_id)
 
     def _fail(self, name: str, tc: PusTc, code: str | int, data: int, now: float, **extra: Any) -> bytes:
         if isinstance(code, str):
             code = self.tm.dictionary.failure_code(code)
         return self.tm.packet(self._pk[name], {**self._req(tc), "FAILURE_CODE": code,
-                                               "FAILURE_DATA": data & 0xFFFFFFFF, **extra}, now, eng=False)
+                                               "FAILURE_DATA": data & 0xFFFFFFFF, **extra}, now, eng=False,
+                              dest_id=tc.source_id)
 
     def accept(self, tc: PusTc, now: float) -> bytes | None:
         return self._ok("ACCEPT_OK", ACK_ACCEPTANCE, tc, now)

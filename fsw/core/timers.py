@@ -67,32 +67,61 @@ class TimerQueue:
 
 
 class Periodic:
-    """A repeating timer on a fixed grid; its period can change while it runs."""
+    """A repeating timer on a fixed grid; its period can change while it runs.
 
-    __slots__ = ("_q", "period", "_fn", "_next", "_timer")
+    Deadlines are computed as ``anchor + k * period`` rather than by adding
+    the period again and again, so no floating-point error accumulates: the
+    ten-thousandth tick of a 0.1 s timer started at 0 is due at exactly
+    ``10000 * 0.1``, like a 1 s timer's thousandth tick.
+    """
+
+    __slots__ = ("_q", "_period", "_fn", "_anchor", "_k", "_next", "_timer")
 
     def __init__(self, q: TimerQueue, period: float, fn: Callable[[float], None], start: float) -> None:
-        if not period > 0:
-            raise ValueError(f"period must be positive, got {period!r}")
+        _check_period(period)
         self._q = q
-        self.period = period
+        self._period = period
         self._fn = fn
+        self._anchor = start
+        self._k = 0
         self._next = start
         self._timer: Timer | None = q.call_at(start, self._fire)
 
+    @property
+    def period(self) -> float:
+        return self._period
+
+    @period.setter
+    def period(self, period: float) -> None:
+        """Change the period from the next slot on (the slot already due stays); see also set_period."""
+        _check_period(period)
+        self._anchor, self._k, self._period = self._next, 0, period
+
+    @property
+    def next_time(self) -> float | None:
+        """When the timer fires next (``None`` once cancelled)."""
+        return self._next if self._timer is not None else None
+
     def _fire(self, now: float) -> None:
-        self._next += self.period
-        if self._next <= now:  # a runner that fell behind skips missed slots, it does not burst
-            self._next += (math.floor((now - self._next) / self.period) + 1) * self.period
+        period = self._period
+        k = self._k + 1
+        if self._anchor + k * period <= now:  # a runner that fell behind skips missed slots, it does not burst
+            k = max(k, math.floor((now - self._anchor) / period) + 1)
+            while self._anchor + k * period <= now:  # guard against rounding in the division
+                k += 1
+        self._k = k
+        self._next = self._anchor + k * period
         self._timer = self._q.call_at(self._next, self._fire)
         self._fn(now)
 
     def set_period(self, period: float, now: float) -> None:
-        if not period > 0:
-            raise ValueError(f"period must be positive, got {period!r}")
-        self.period = period
+        """Restart on a new grid: next at ``now + period``, then every ``period``."""
+        _check_period(period)
+        self._period = period
         self.cancel()
-        self._next = now + period
+        self._anchor = now + period
+        self._k = 0
+        self._next = self._anchor
         self._timer = self._q.call_at(self._next, self._fire)
 
     def cancel(self) -> None:
@@ -103,3 +132,8 @@ class Periodic:
     @property
     def active(self) -> bool:
         return self._timer is not None
+
+
+def _check_period(period: float) -> None:
+    if not (period > 0 and math.isfinite(period)):
+        raise ValueError(f"period must be positive and finite, got {period!r}")

@@ -37,6 +37,8 @@ class Dictionary:
     enums: Mapping[str, Enumeration]
     phases: Mapping[str, Any] = field(default_factory=dict)
     standard_command_names: tuple[str, ...] = ()
+    #: mission seconds of the planned launch (L+0)
+    launch_time: float = 0.0
 
     def __post_init__(self) -> None:
         seen_apid: dict[int, str] = {}

@@ -10,7 +10,11 @@ import math
 import struct
 from typing import Any, Iterable, Mapping
 
+from ..protocol.errors import BytesTooShortError
+from ..protocol.timecode import seconds_to_cuc_fields
 from .model import INT_RANGES, SCALAR_TYPES, Argument, Parameter
+
+_F32 = struct.Struct(">f")
 
 
 class ArgumentError(ValueError):
@@ -53,6 +57,8 @@ class PacketCodec:
     def decode_raw(self, data: bytes, offset: int = 0) -> list[Any]:
         """Raw values in parameter order; arrays as tuples, times as mission seconds."""
         off = offset + (2 if self.has_sid else 0)
+        if len(data) - off < self.struct.size:
+            raise BytesTooShortError(self.size, max(0, len(data) - offset), "source data")
         flat = self.struct.unpack_from(data, off)
         out = []
         i = 0
@@ -94,20 +100,35 @@ class PacketCodec:
 
 
 def _flatten(p: Parameter, raw: Any, flat: list) -> None:
+    """Append the struct values of one raw value, saturating to the type like the integers do."""
     if p.type == "time":
-        t = float(raw)
-        if not t > 0:
-            flat.extend((0, 0))
-        else:
-            ticks = int(t * 65536.0)
-            flat.extend((min(ticks >> 16, 0xFFFFFFFF), ticks & 0xFFFF))
+        flat.extend(seconds_to_cuc_fields(float(raw)))
         return
-    if p.type in ("f32", "f64"):
+    if p.type == "f32":
+        flat.append(_f32_saturated(float(raw)))
+        return
+    if p.type == "f64":
         flat.append(float(raw))
         return
     lo, hi = INT_RANGES[p.type]
-    iv = int(round(raw)) if isinstance(raw, float) else int(raw)
+    if isinstance(raw, float):
+        if raw != raw:  # NaN: no meaningful integer; pack 0 like a missing value
+            flat.append(min(max(0, lo), hi))
+            return
+        if math.isinf(raw):
+            flat.append(hi if raw > 0 else lo)
+            return
+        raw = round(raw)
+    iv = int(raw)
     flat.append(min(max(iv, lo), hi))
+
+
+def _f32_saturated(x: float) -> float:
+    """``x`` as the nearest single-precision value; beyond the f32 range, +-inf (IEEE overflow)."""
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
 
 
 def to_eng(p: Parameter, raw: Any) -> Any:
@@ -199,7 +220,13 @@ class ArgsCodec:
 
 
 def check_arg(a: Argument, raw: Any) -> None:
-    """Range and enumeration check of a raw argument value; raises :class:`ArgumentError`."""
+    """Range and enumeration check of a raw argument value; raises :class:`ArgumentError`.
+
+    ``raw`` is the value as it travels (an f32 rounded to single precision, a
+    time floored to a CUC tick), and ``min``/``max`` are quantized the same
+    way, so the ground's check before sending and the unit's check on receipt
+    always agree, even for a value typed exactly at a limit.
+    """
     if a.type in ("f32", "f64") and not math.isfinite(raw):
         raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} is not a finite number")
     if a.enum is not None:
@@ -208,8 +235,20 @@ def check_arg(a: Argument, raw: Any) -> None:
         return
     if a.type == "bool" and raw not in (0, 1):
         raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} is not a boolean")
-    if (a.min is not None and raw < a.min) or (a.max is not None and raw > a.max):
+    lo, hi = _wire_limit(a, a.min), _wire_limit(a, a.max)
+    if (lo is not None and raw < lo) or (hi is not None and raw > hi):
         raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={raw} outside {a.min}..{a.max}")
+
+
+def _wire_limit(a: Argument, limit: float | None) -> float | None:
+    """A limit quantized like the argument's wire value (monotonic, so x <= max implies q(x) <= q(max))."""
+    if limit is None:
+        return None
+    if a.type == "f32":
+        return _f32_saturated(limit)
+    if a.type == "time" and math.isfinite(limit * 65536.0):
+        return math.floor(limit * 65536.0) / 65536.0
+    return limit
 
 
 def _arg_to_raw(a: Argument, v: Any) -> list:
@@ -230,16 +269,28 @@ def _arg_to_raw(a: Argument, v: Any) -> list:
             if v.lower() in ("0", "false", "no", "off"):
                 return [0]
             raise ArgumentError("BAD_TYPE", f"{a.name} takes true or false, not {v!r}")
-        return [int(bool(v))]
+        if isinstance(v, int):  # bool is an int too
+            if v not in (0, 1):
+                raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={v} is not a boolean (0 or 1)")
+            return [int(v)]
+        raise ArgumentError("BAD_TYPE", f"{a.name} takes true or false, not {v!r}")
     if a.type == "time":
         t = _number(a, v, float)
-        check_arg(a, t)
-        if not 0 <= t < 2**32:
+        if not 0 <= t < 2**32:  # NaN fails too
             raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={t} outside the CUC range")
         ticks = int(t * 65536.0)
+        check_arg(a, ticks / 65536.0)  # the value the unit will decode
         return [ticks >> 16, ticks & 0xFFFF]
-    if a.type in ("f32", "f64"):
+    if a.type == "f64":
         x = _number(a, v, float)
+        check_arg(a, x)
+        return [x]
+    if a.type == "f32":
+        x = _number(a, v, float)
+        try:
+            x = _F32.unpack(_F32.pack(x))[0]  # the value the unit will decode (NaN, inf stay)
+        except OverflowError:
+            raise ArgumentError("ARG_OUT_OF_RANGE", f"{a.name}={x} does not fit f32") from None
         check_arg(a, x)
         return [x]
     iv = _number(a, v, int)

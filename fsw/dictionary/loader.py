@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from .codec import ArgumentError, _arg_to_raw
 from .model import (
     INT_RANGES, SCALAR_TYPES, SEVERITIES, SYSTEM_KINDS, Argument, Calibration, Command, Enumeration, Event,
     Limits, Parameter, Phase, System, TmPacket, frozen_map,
@@ -26,8 +27,32 @@ from .model import (
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false.  (YAML 1.1 reads mode names ON, OFF, YES, NO as booleans.)"""
+#: libyaml's parser when PyYAML was built with it (8x faster); resolving and constructing stay in Python
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _YamlLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """YAML 1.2 booleans: only true/false.  (YAML 1.1 reads mode names ON, OFF, YES, NO as booleans.)
+
+    A key written twice in one mapping is an error (PyYAML silently keeps the
+    last one); keys that override a ``<<`` merge are not duplicates.
+    """
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # runs on every mapping before its merges are expanded (merge sources too), once per node
+        if not getattr(node, "_keys_checked", False):
+            node._keys_checked = True  # type: ignore[attr-defined]
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                k = (key_node.tag, key_node.value)
+                if k in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(k)
+        super().flatten_mapping(node)
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -82,6 +107,13 @@ def _keys(ctx: _Ctx, entry: str, d: Any, required: set[str], optional: set[str])
     return d
 
 
+def _label(entry: str, d: Any) -> str:
+    """``commands[3]`` -> ``commands[3] (LMS_DEPLOY)`` when the entry has a usable name."""
+    if isinstance(d, dict) and isinstance(d.get("name"), str):
+        return f"{entry} ({d['name']})"
+    return entry
+
+
 def _name(ctx: _Ctx, entry: str, v: Any) -> str:
     if not isinstance(v, str) or not NAME_RE.match(v):
         raise ctx.fail(entry, f"name {v!r} must be an identifier (letters, digits, underscores)")
@@ -115,6 +147,24 @@ def _enum(ctx: _Ctx, entry: str, name: str, d: Any) -> Enumeration:
     return Enumeration(name, frozen_map(d))
 
 
+def _list(ctx: _Ctx, entry: str, v: Any) -> list:
+    """An optional list (absent or empty in YAML: ``[]``)."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ctx.fail(entry, f"expected a list, got {type(v).__name__}")
+    return v
+
+
+def _mapping(ctx: _Ctx, entry: str, v: Any) -> dict:
+    """An optional mapping (absent or empty in YAML: ``{}``)."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ctx.fail(entry, f"expected a mapping, got {type(v).__name__}")
+    return v
+
+
 def _type(ctx: _Ctx, entry: str, t: Any) -> str:
     if t not in SCALAR_TYPES:
         raise ctx.fail(entry, f"type {t!r} unknown; use one of {', '.join(SCALAR_TYPES)}")
@@ -140,9 +190,9 @@ def _enum_ref(ctx: _Ctx, entry: str, v: Any, enums: Mapping[str, Enumeration], t
 
 
 def _param(ctx: _Ctx, entry: str, d: Any, enums: Mapping[str, Enumeration]) -> Parameter:
+    entry = _label(entry, d)  # name the entry in every message, even about its own keys
     _keys(ctx, entry, d, {"name", "type"}, {"description", "unit", "count", "enum", "calib", "limits", "sim"})
     name = _name(ctx, entry, d["name"])
-    entry = f"{entry} ({name})"
     typ = _type(ctx, entry, d["type"])
     count = _int(ctx, entry, d.get("count", 1), 1, 4096, "count")
     enum = _enum_ref(ctx, entry, d.get("enum"), enums, typ)
@@ -153,6 +203,8 @@ def _param(ctx: _Ctx, entry: str, d: Any, enums: Mapping[str, Enumeration]) -> P
             raise ctx.fail(f"{entry}.calib", "give exactly one of poly or spline")
         if enum is not None:
             raise ctx.fail(entry, "a parameter cannot be both enumerated and calibrated")
+        if typ in ("bool", "time"):
+            raise ctx.fail(f"{entry}.calib", f"a {typ} parameter cannot be calibrated")
         if "poly" in c:
             coeffs = c["poly"]
             if not isinstance(coeffs, list) or not coeffs:
@@ -200,9 +252,9 @@ def _param(ctx: _Ctx, entry: str, d: Any, enums: Mapping[str, Enumeration]) -> P
 
 
 def _argument(ctx: _Ctx, entry: str, d: Any, enums: Mapping[str, Enumeration]) -> Argument:
+    entry = _label(entry, d)  # name the entry in every message, even about its own keys
     _keys(ctx, entry, d, {"name", "type"}, {"description", "unit", "min", "max", "enum", "default"})
     name = _name(ctx, entry, d["name"])
-    entry = f"{entry} ({name})"
     typ = _type(ctx, entry, d["type"])
     enum = _enum_ref(ctx, entry, d.get("enum"), enums, typ)
     lo = None if d.get("min") is None else _num(ctx, entry, d["min"], "min")
@@ -216,17 +268,23 @@ def _argument(ctx: _Ctx, entry: str, d: Any, enums: Mapping[str, Enumeration]) -
     default = d.get("default")
     if default is not None and enum is not None and default not in enum.values:
         raise ctx.fail(entry, f"default {default!r} is not one of {', '.join(enum.values)}")
-    return Argument(name, typ, d.get("description", ""), d.get("unit", ""), lo, hi, enum, default)
+    arg = Argument(name, typ, d.get("description", ""), d.get("unit", ""), lo, hi, enum, default)
+    if default is not None:
+        try:  # the default must pass the very checks a value typed by an operator passes
+            _arg_to_raw(arg, default)
+        except ArgumentError as exc:
+            raise ctx.fail(entry, f"default {default!r} is invalid: {exc}") from None
+    return arg
 
 
-_CMD_KEYS = {"description", "function_id", "args", "hazardous", "timeout_s", "modes", "effects"}
+_CMD_KEYS = {"description", "function_id", "args", "hazardous", "timeout_s", "modes", "effects", "raw"}
 
 
 def _command(ctx: _Ctx, entry: str, d: Any, system: str, apid: int, enums: Mapping[str, Enumeration],
              modes: tuple[str, ...]) -> Command:
+    entry = _label(entry, d)  # name the entry in every message, even about its own keys
     _keys(ctx, entry, d, {"name", "service", "subservice"}, _CMD_KEYS)
     name = _name(ctx, entry, d["name"])
-    entry = f"{entry} ({name})"
     svc = _int(ctx, entry, d["service"], 1, 255, "service")
     sub = _int(ctx, entry, d["subservice"], 1, 255, "subservice")
     fid = d.get("function_id")
@@ -250,16 +308,19 @@ def _command(ctx: _Ctx, entry: str, d: Any, system: str, apid: int, enums: Mappi
     timeout = _num(ctx, entry, d.get("timeout_s", 5.0), "timeout_s")
     if timeout <= 0:
         raise ctx.fail(entry, "timeout_s must be positive")
+    raw = d.get("raw", False)
+    if not isinstance(raw, bool) or (raw and args):
+        raise ctx.fail(entry, "raw must be true or false, and a raw command declares no args")
     return Command(name, system, apid, svc, sub, fid, args, d.get("description", ""), hz, timeout,
-                   tuple(cmd_modes), frozen_map(eff))
+                   tuple(cmd_modes), frozen_map(eff), raw)
 
 
 def _packet(ctx: _Ctx, entry: str, d: Any, system: str, apid: int | None,
             enums: Mapping[str, Enumeration], default_period: float | None) -> TmPacket:
+    entry = _label(entry, d)  # name the entry in every message, even about its own keys
     _keys(ctx, entry, d, {"name", "service", "subservice"},
           {"sid", "params", "description", "period_s", "category"})
     name = _name(ctx, entry, d["name"])
-    entry = f"{entry} ({name})"
     svc = _int(ctx, entry, d["service"], 1, 255, "service")
     sub = _int(ctx, entry, d["subservice"], 1, 255, "subservice")
     sid = d.get("sid")
@@ -283,9 +344,9 @@ def _packet(ctx: _Ctx, entry: str, d: Any, system: str, apid: int | None,
 
 
 def _event(ctx: _Ctx, entry: str, d: Any, system: str, apid: int, enums: Mapping[str, Enumeration]) -> Event:
+    entry = _label(entry, d)  # name the entry in every message, even about its own keys
     _keys(ctx, entry, d, {"name", "id", "severity"}, {"args", "description"})
     name = _name(ctx, entry, d["name"])
-    entry = f"{entry} ({name})"
     eid = _int(ctx, entry, d["id"], 0, 0xFFFF, "id")
     sev = d["severity"]
     if sev not in SEVERITIES:
@@ -294,6 +355,8 @@ def _event(ctx: _Ctx, entry: str, d: Any, system: str, apid: int, enums: Mapping
     if not isinstance(args_d, list):
         raise ctx.fail(entry, "args must be a list")
     args = tuple(_param(ctx, f"{entry}.args[{i}]", a, enums) for i, a in enumerate(args_d))
+    if len({a.name for a in args}) != len(args):
+        raise ctx.fail(entry, "argument names repeat")
     return Event(name, system, apid, eid, sev, args, d.get("description", ""))
 
 
@@ -327,7 +390,7 @@ def parse_system(text: str | dict, file: str, shared_enums: Mapping[str, Enumera
     enums: dict[str, Enumeration] = dict(shared_enums)
     if modes:
         enums[f"{name}_MODE"] = Enumeration(f"{name}_MODE", frozen_map({m: i for i, m in enumerate(modes)}))
-    for ename, ed in (d.get("enums") or {}).items():
+    for ename, ed in _mapping(ctx, "enums", d.get("enums")).items():
         _name(ctx, f"enums.{ename}", ename)
         if ename in enums:
             raise ctx.fail(f"enums.{ename}", "declared twice (modes make <SYSTEM>_MODE themselves)")
@@ -356,15 +419,15 @@ def parse_system(text: str | dict, file: str, shared_enums: Mapping[str, Enumera
         return ctx, entry
 
     commands = []
-    for i, c in enumerate(list(standard.get("commands", ())) + list(d.get("commands") or [])):
+    for i, c in enumerate(list(standard.get("commands") or ()) + _list(ctx, "commands", d.get("commands"))):
         cctx, c = origin(c)
         commands.append(_command(cctx, f"commands[{i}]", c, name, apid, enums, modes))
     telemetry = []
-    for i, p in enumerate(d.get("telemetry") or []):
+    for i, p in enumerate(_list(ctx, "telemetry", d.get("telemetry"))):
         pctx, p = origin(p)
         telemetry.append(_packet(pctx, f"telemetry[{i}]", p, name, apid, enums, hk_period))
     events = []
-    for i, e in enumerate(d.get("events") or []):
+    for i, e in enumerate(_list(ctx, "events", d.get("events"))):
         ectx, e = origin(e)
         events.append(_event(ectx, f"events[{i}]", e, name, apid, enums))
     for what, items in (("command", commands), ("packet", telemetry), ("event", events)):
@@ -422,7 +485,10 @@ def _merge_extension(ctx: _Ctx, y: dict, by_name: dict[str, tuple[str, dict]]) -
         extra = y.get(key) or []
         if not isinstance(extra, list):
             raise ctx.fail(key, "expected a list")
-        d[key] = list(d.get(key) or []) + [{**e, "_from": ctx.file} if isinstance(e, dict) else e for e in extra]
+        current = d.get(key) or []
+        if not isinstance(current, list):
+            raise DictionaryError(base_file, key, "expected a list")
+        d[key] = list(current) + [{**e, "_from": ctx.file} if isinstance(e, dict) else e for e in extra]
     enums = y.get("enums") or {}
     if not isinstance(enums, dict):
         raise ctx.fail("enums", "expected a mapping")
@@ -518,20 +584,32 @@ def parse_mission(read: Reader, file: str = "mission.yaml"):
         raise ctx.fail("(file)", f"not valid YAML: {exc}".replace("\n", " ")) from None
     _keys(ctx, "(top level)", d, {"mission", "systems", "failure_codes"},
           {"standard", "enums", "phases"})
-    m = _keys(ctx, "mission", d["mission"], {"name", "epoch"}, {"max_packet", "description", "ground_port"})
+    m = _keys(ctx, "mission", d["mission"], {"name", "epoch"}, {"max_packet", "description", "launch"})
     try:
         epoch = MissionEpoch.parse(str(m["epoch"]))
     except ValueError as exc:
         raise ctx.fail("mission.epoch", f"not an ISO-8601 time: {exc}") from None
+    launch = 0.0
+    if "launch" in m:
+        try:
+            launch = epoch.from_datetime(MissionEpoch.parse(str(m["launch"])).epoch)
+        except ValueError as exc:
+            raise ctx.fail("mission.launch", f"not an ISO-8601 time: {exc}") from None
+        if launch < 0:
+            raise ctx.fail("mission.launch", "launch lies before the epoch")
     max_packet = _int(ctx, "mission.max_packet", m.get("max_packet", 4096), 64, 65542, "max_packet")
     shared: dict[str, Enumeration] = {"FAILURE_CODE": _enum(ctx, "failure_codes", "FAILURE_CODE",
                                                              d["failure_codes"])}
-    for ename, ed in (d.get("enums") or {}).items():
+    for ename, ed in _mapping(ctx, "enums", d.get("enums")).items():
         _name(ctx, f"enums.{ename}", ename)
+        if ename in shared:
+            raise ctx.fail(f"enums.{ename}", "name reserved (FAILURE_CODE and PORT are built in)")
         shared[ename] = _enum(ctx, f"enums.{ename}", ename, ed)
-    std = _keys(ctx, "standard", d.get("standard") or {}, set(), {"commands", "telemetry"})
+    std = dict(_keys(ctx, "standard", d.get("standard") or {}, set(), {"commands", "telemetry"}))
+    std["commands"] = _list(ctx, "standard.commands", std.get("commands"))
+    std["telemetry"] = _list(ctx, "standard.telemetry", std.get("telemetry"))
     std_packets = tuple(_packet(ctx, f"standard.telemetry[{i}]", p, "STANDARD", None, shared, None)
-                        for i, p in enumerate(std.get("telemetry") or []))
+                        for i, p in enumerate(std["telemetry"]))
     files = d["systems"]
     if not isinstance(files, list) or not files:
         raise ctx.fail("systems", "expected a list of unit files")
@@ -572,8 +650,8 @@ def parse_mission(read: Reader, file: str = "mission.yaml"):
     parsed = [parse_system(y if isinstance(y, dict) else text_of(y), f, shared, std) for f, y in units]
     phases = _phases(ctx, d.get("phases") or {}, shared, parsed)
     return Dictionary(
-        mission=str(m["name"]), description=str(m.get("description", "")), epoch=epoch,
+        mission=str(m["name"]), description=str(m.get("description", "")), epoch=epoch, launch_time=launch,
         max_packet=max_packet, systems=tuple(parsed), standard_packets=std_packets,
         enums=frozen_map(shared), phases=frozen_map(phases),
-        standard_command_names=tuple(str(c.get("name")) for c in std.get("commands") or [] if isinstance(c, dict)),
+        standard_command_names=tuple(str(c.get("name")) for c in std["commands"] if isinstance(c, dict)),
     )

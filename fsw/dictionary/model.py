@@ -32,7 +32,7 @@ SEVERITY_SUBTYPE: Mapping[str, int] = MappingProxyType({"INFO": 1, "LOW": 2, "ME
 SYSTEM_KINDS = ("lander", "payload", "pdu", "deploy")
 
 
-def frozen_map(d: Mapping | None) -> Mapping:
+def frozen_map(d: Mapping | None = None) -> Mapping:
     return MappingProxyType(dict(d or {}))
 
 
@@ -172,6 +172,8 @@ class Command:
     modes: tuple[str, ...] = ()
     #: what the simulator does: parameter name -> argument name or literal value
     effects: Mapping[str, Any] = field(default_factory=frozen_map)
+    #: variable-length application data (e.g. TC[11,4] carries whole TCs): no args; the handler parses it
+    raw: bool = False
 
     @property
     def key(self) -> tuple[int, int, int, int | None]:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Final
 
-from .crc import _crc_fun
+from .crc import CRC_LEN, _crc_fun
 from .spacepacket import PRIMARY_HEADER_LEN
 
 ASM: Final = b"\x1a\xcf\xfc\x1d"
@@ -68,8 +68,10 @@ class Deframer:
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET, min_packet: int = DEFAULT_MIN_PACKET,
                  check_crc: bool = True) -> None:
-        if not PRIMARY_HEADER_LEN + 1 <= min_packet <= max_packet:
-            raise ValueError(f"need {PRIMARY_HEADER_LEN + 1} <= min_packet ({min_packet}) <= max_packet ({max_packet})")
+        # with a CRC check the packet error control must not overlap the primary header
+        least = PRIMARY_HEADER_LEN + (CRC_LEN if check_crc else 1)
+        if not least <= min_packet <= max_packet:
+            raise ValueError(f"need {least} <= min_packet ({min_packet}) <= max_packet ({max_packet})")
         if max_packet > PRIMARY_HEADER_LEN + 0x10000:
             raise ValueError(f"max_packet {max_packet} exceeds the largest space packet")
         self.max_packet = max_packet
@@ -97,9 +99,31 @@ class Deframer:
         out: list[bytes | Dropped] = []
         if not data:
             return out
-        buf = self._buf
-        buf += data
+        self._buf += data
         self.bytes_in += len(data)
+        self._scan(out, final=False)
+        return out
+
+    def flush(self) -> list[bytes | Dropped]:
+        """Give up on a partial frame (idle gap on the line, or end of stream).
+
+        The adapter calls this when the line has been quiet for longer than a
+        frame takes.  A partial frame is dropped as ``truncated`` up to the
+        next sync marker, and the bytes after it are searched again so that
+        nothing good is lost.  Afterwards nothing is buffered.
+        """
+        out: list[bytes | Dropped] = []
+        if self._buf:
+            self._scan(out, final=True)
+        return out
+
+    def _scan(self, out: list, final: bool) -> None:
+        """One pass over the buffer.  ``final``: no more bytes will come for a partial frame.
+
+        Every byte consumed from the buffer goes either into a packet (with
+        its marker) or into exactly one :class:`Dropped` record.
+        """
+        buf = self._buf
         pos = 0
         n = len(buf)
         max_packet = self.max_packet
@@ -107,8 +131,8 @@ class Deframer:
         while True:
             i = buf.find(ASM, pos)
             if i < 0:
-                # keep a tail that could be the start of a marker
-                keep = max(pos, n - (ASM_LEN - 1))
+                # keep a tail that could be the start of a marker (unless the stream is over)
+                keep = n if final else max(pos, n - (ASM_LEN - 1))
                 self._drop(out, DropReason.NO_SYNC, keep - pos)
                 pos = keep
                 break
@@ -117,9 +141,10 @@ class Deframer:
                 pos = i
             h = i + ASM_LEN
             if n - h < PRIMARY_HEADER_LEN:
-                break  # wait for the header
-            reason = None
-            if buf[h] >> 5:
+                if not final:
+                    break  # wait for the header
+                reason = DropReason.TRUNCATED
+            elif buf[h] >> 5:
                 reason = DropReason.BAD_VERSION
             else:
                 total = PRIMARY_HEADER_LEN + ((buf[h + 4] << 8) | buf[h + 5]) + 1
@@ -130,55 +155,23 @@ class Deframer:
                 else:
                     end = h + total
                     if end > n:
-                        break  # wait for the rest of the packet
-                    if self.check_crc and _crc_fun(memoryview(buf)[h:end - 2]) != ((buf[end - 2] << 8) | buf[end - 1]):
+                        if not final:
+                            break  # wait for the rest of the packet
+                        reason = DropReason.TRUNCATED
+                    elif self.check_crc and _crc_fun(memoryview(buf)[h:end - 2]) != ((buf[end - 2] << 8) | buf[end - 1]):
                         reason = DropReason.CRC
                     else:
                         out.append(bytes(buf[h:end]))
                         self.packets += 1
                         pos = end
                         continue
-            # a false or damaged frame: discard up to the next marker after this one
+            # a false, damaged or stale frame: discard up to the next marker after this one
             j = buf.find(ASM, i + 1)
-            stop = j if j >= 0 else max(i + 1, n - (ASM_LEN - 1))
+            stop = j if j >= 0 else (n if final else max(i + 1, n - (ASM_LEN - 1)))
             self._drop(out, reason, stop - i)
             pos = stop
         if pos:
             del buf[:pos]
-        return out
-
-    def flush(self) -> list[bytes | Dropped]:
-        """Give up on a partial frame (idle gap on the line, or end of stream).
-
-        The adapter calls this when the line has been quiet for longer than a
-        frame takes; bytes after the marker of the partial frame are searched
-        again so that nothing good is lost.
-        """
-        out: list[bytes | Dropped] = []
-        buf = self._buf
-        if not buf:
-            return []
-        i = buf.find(ASM)
-        if i < 0:
-            self._drop(out, DropReason.NO_SYNC, len(buf))
-            buf.clear()
-            return out
-        if i > 0:
-            self._drop(out, DropReason.NO_SYNC, i)
-        rest = bytes(buf[i + 1:])
-        buf.clear()
-        # re-scan whatever followed the stale marker
-        j = rest.find(ASM)
-        if j < 0:
-            self._drop(out, DropReason.TRUNCATED, 1 + len(rest))
-            return out
-        self._drop(out, DropReason.TRUNCATED, 1 + j)
-        self.bytes_in -= len(rest) - j
-        out.extend(self.feed(rest[j:]))
-        # a partial frame still pending after the re-scan is also stale
-        if self._buf:
-            out.extend(self.flush())
-        return out
 
     def stats(self) -> dict[str, int]:
         d = {"packets": self.packets, "bytes_in": self.bytes_in, "dropped_bytes": self.dropped_bytes}

@@ -44,21 +44,21 @@ _TM_HDR = struct.Struct(">HHHBBBHHIH")
 
 
 def _check_u8(name: str, v: int) -> None:
-    if not 0 <= v <= 0xFF:
+    if not isinstance(v, int) or not 0 <= v <= 0xFF:
         raise LocalProtocolError(f"{name} {v} outside 0..255")
 
 
 def _check_u16(name: str, v: int) -> None:
-    if not 0 <= v <= 0xFFFF:
+    if not isinstance(v, int) or not 0 <= v <= 0xFFFF:
         raise LocalProtocolError(f"{name} {v} outside 0..65535")
 
 
 def _check_common(apid: int, seq_count: int, seq_flags: int, body_len: int, hdr_len: int) -> None:
-    if not 0 <= apid <= MAX_APID:
+    if not isinstance(apid, int) or not 0 <= apid <= MAX_APID:
         raise LocalProtocolError(f"APID {apid} outside 0..{MAX_APID}")
-    if not 0 <= seq_count <= MAX_SEQ_COUNT:
+    if not isinstance(seq_count, int) or not 0 <= seq_count <= MAX_SEQ_COUNT:
         raise LocalProtocolError(f"sequence count {seq_count} outside 0..{MAX_SEQ_COUNT}")
-    if seq_flags not in (0, 1, 2, 3):
+    if not isinstance(seq_flags, int) or seq_flags not in (0, 1, 2, 3):
         raise LocalProtocolError(f"sequence flags {seq_flags} outside 0..3")
     if hdr_len - PRIMARY_HEADER_LEN + body_len + CRC_LEN > 0x10000:
         raise LocalProtocolError(f"packet data field too long ({body_len} octets of data)")
@@ -90,7 +90,7 @@ class PusTc(_TcFields):
         _check_u8("service", service)
         _check_u8("subservice", subservice)
         _check_u16("source id", source_id)
-        if not 0 <= ack_flags <= 0xF:
+        if not isinstance(ack_flags, int) or not 0 <= ack_flags <= 0xF:
             raise LocalProtocolError(f"acknowledgement flags {ack_flags} outside 0..15")
         return tuple.__new__(cls, (apid, service, subservice, bytes(app_data), seq_count,
                                    source_id, ack_flags, int(seq_flags)))
@@ -158,12 +158,13 @@ class PusTm(_TmFields):
         _check_u16("message type counter", msg_counter)
         _check_u16("destination id", dest_id)
         if time is not None:
-            if time < 0 or time >= 2**32:
+            if not 0 <= time < 2**32:  # NaN fails too
                 raise LocalProtocolError(f"time {time!r} s outside the 4-octet CUC range")
             time_coarse, time_fine = seconds_to_cuc_fields(time)
-        if not 0 <= time_coarse <= 0xFFFFFFFF or not 0 <= time_fine <= 0xFFFF:
+        if (not isinstance(time_coarse, int) or not isinstance(time_fine, int)
+                or not 0 <= time_coarse <= 0xFFFFFFFF or not 0 <= time_fine <= 0xFFFF):
             raise LocalProtocolError("CUC time fields out of range")
-        if not 0 <= time_ref_status <= 0xF:
+        if not isinstance(time_ref_status, int) or not 0 <= time_ref_status <= 0xF:
             raise LocalProtocolError(f"time reference status {time_ref_status} outside 0..15")
         return tuple.__new__(cls, (apid, service, subservice, bytes(source_data), seq_count, msg_counter,
                                    dest_id, time_coarse, time_fine, time_ref_status, int(seq_flags)))

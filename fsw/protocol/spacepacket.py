@@ -53,6 +53,14 @@ PRIMARY_HEADER_FORMAT = cs.BitStruct(
 _HDR = struct.Struct(">HHH")
 
 
+def _check_int(what: str, v: object, lo: int, hi: int) -> None:
+    """Every header field is an integer (bools and IntEnums count) within its bit width."""
+    if not isinstance(v, int):
+        raise LocalProtocolError(f"{what} must be an integer, not {v!r}")
+    if not lo <= v <= hi:
+        raise LocalProtocolError(f"{what} {v} outside {lo}..{hi}")
+
+
 @dataclass(frozen=True, slots=True)
 class PrimaryHeader:
     """The six-octet primary header.
@@ -69,18 +77,13 @@ class PrimaryHeader:
     version: int = 0
 
     def __post_init__(self) -> None:
-        if self.version != 0:
-            raise LocalProtocolError(f"packet version number must be 0, not {self.version}")
-        if self.packet_type not in (0, 1):
-            raise LocalProtocolError(f"packet type must be 0 (TM) or 1 (TC), not {self.packet_type}")
-        if not 0 <= self.apid <= MAX_APID:
-            raise LocalProtocolError(f"APID {self.apid} outside 0..{MAX_APID}")
-        if self.seq_flags not in (0, 1, 2, 3):
-            raise LocalProtocolError(f"sequence flags {self.seq_flags} outside 0..3")
-        if not 0 <= self.seq_count <= MAX_SEQ_COUNT:
-            raise LocalProtocolError(f"sequence count {self.seq_count} outside 0..{MAX_SEQ_COUNT}")
-        if not 0 <= self.data_length <= 0xFFFF:
-            raise LocalProtocolError(f"data length field {self.data_length} outside 0..65535")
+        _check_int("packet version number", self.version, 0, 0)
+        _check_int("packet type", self.packet_type, 0, 1)
+        _check_int("secondary header flag", self.sec_hdr_flag, 0, 1)
+        _check_int("APID", self.apid, 0, MAX_APID)
+        _check_int("sequence flags", self.seq_flags, 0, 3)
+        _check_int("sequence count", self.seq_count, 0, MAX_SEQ_COUNT)
+        _check_int("data length field", self.data_length, 0, 0xFFFF)
 
     @property
     def packet_len(self) -> int:
@@ -122,16 +125,14 @@ def pack_primary_header(
     sec_hdr_flag: bool = True, seq_flags: int = SeqFlags.UNSEGMENTED,
 ) -> bytes:
     """Validated fast builder; ``data_field_len`` is the real octet count (>= 1)."""
-    if not 0 <= apid <= MAX_APID:
-        raise LocalProtocolError(f"APID {apid} outside 0..{MAX_APID}")
-    if not 0 <= seq_count <= MAX_SEQ_COUNT:
-        raise LocalProtocolError(f"sequence count {seq_count} outside 0..{MAX_SEQ_COUNT}")
-    if not 1 <= data_field_len <= MAX_DATA_LEN:
+    _check_int("packet type", packet_type, 0, 1)
+    _check_int("APID", apid, 0, MAX_APID)
+    _check_int("sequence count", seq_count, 0, MAX_SEQ_COUNT)
+    if not isinstance(data_field_len, int) or not 1 <= data_field_len <= MAX_DATA_LEN:
         raise LocalProtocolError(f"packet data field of {data_field_len} octets outside 1..{MAX_DATA_LEN}")
-    if seq_flags not in (0, 1, 2, 3):
-        raise LocalProtocolError(f"sequence flags {seq_flags} outside 0..3")
+    _check_int("sequence flags", seq_flags, 0, 3)
     return _HDR.pack(
-        (packet_type & 1) << 12 | (1 << 11 if sec_hdr_flag else 0) | apid,
+        packet_type << 12 | (1 << 11 if sec_hdr_flag else 0) | apid,
         (seq_flags << 14) | seq_count,
         data_field_len - 1,
     )

@@ -29,6 +29,8 @@ FINE_RESOLUTION = 1.0 / 65536.0
 MAX_COARSE = 0xFFFF_FFFF
 
 _CUC = struct.Struct(">IH")
+_ONE_US = timedelta(microseconds=1)
+_MAX_TICKS = (MAX_COARSE << 16) | 0xFFFF
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -68,12 +70,16 @@ class CucTime:
 
 
 def seconds_to_cuc_fields(seconds: float) -> tuple[int, int]:
-    """Fast path used by the packet encoders: (coarse, fine), clamped to range."""
-    if seconds <= 0 or seconds != seconds:
+    """Fast path used by the packet encoders: (coarse, fine), clamped to range.
+
+    NaN and values at or below zero give (0, 0); values beyond the range
+    (infinity included) give the largest CUC value.
+    """
+    if not seconds > 0:  # also NaN
         return 0, 0
-    ticks = int(seconds * 65536.0)
-    if ticks >> 16 > MAX_COARSE:
+    if seconds >= MAX_COARSE + 1:  # also +inf, which int() cannot convert
         return MAX_COARSE, 0xFFFF
+    ticks = int(seconds * 65536.0)
     return ticks >> 16, ticks & 0xFFFF
 
 
@@ -108,10 +114,24 @@ class MissionEpoch:
         return self.epoch.timestamp()
 
     def to_cuc(self, dt: datetime) -> CucTime:
-        return CucTime.from_seconds(self.from_datetime(dt))
+        """The CUC value nearest to ``dt`` (exact integer arithmetic on microseconds).
+
+        A datetime resolves 1 us and a CUC tick is 2**-16 s (about 15.3 us), so
+        rounding to the nearest tick makes ``to_cuc(from_cuc(c)) == c`` for
+        every ``c``; rounding down would lose a tick about half the time.
+        """
+        if dt.tzinfo is None:
+            raise LocalProtocolError("datetime must be timezone-aware")
+        us = (dt - self.epoch) // _ONE_US
+        ticks = (us * 65536 + 500_000) // 1_000_000
+        if not 0 <= ticks <= _MAX_TICKS:
+            raise LocalProtocolError(f"{dt.isoformat()} cannot be expressed as 4+2 octet CUC from this epoch")
+        return CucTime(ticks >> 16, ticks & 0xFFFF)
 
     def from_cuc(self, cuc: CucTime) -> datetime:
-        return self.to_datetime(cuc.seconds)
+        """The UTC datetime of ``cuc``, to the nearest microsecond."""
+        ticks = (cuc.coarse << 16) | cuc.fine
+        return self.epoch + timedelta(microseconds=(ticks * 1_000_000 + 32768) >> 16)
 
     def iso(self, mission_seconds: float) -> str:
         return self.to_datetime(mission_seconds).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -6,7 +6,24 @@ sends its housekeeping at the declared periods with plausible values, and
 follows the lander's time-at-the-tone reports.  Power comes from outside
 (:meth:`set_power`, driven by the PDU model or left on): an unpowered unit
 is silent, and after switch-on it boots for ``boot_time_s`` before it
-answers.
+answers, in its boot mode (``config.boot_mode``, else its first mode that
+is not OFF).  Its current draw follows its mode (:meth:`power_w`).
+
+Output goes through the unit's own transmit FIFO, which drains at the
+line's rate (``baud``, 8N1: 10 bits an octet).  The FIFO holds
+``config.tx_fifo_s`` seconds of line time (default 0.5 s, at least one
+largest frame) or ``config.tx_fifo_bytes``; a packet that does not fit is
+dropped and counted (``stats["tx_overflow"]``, and any housekeeping
+parameter named ``<UNIT>_TX_DROPS``).  Science may fill only
+``config.tx_science_share`` of it (default 0.75), so that verification
+reports, events and housekeeping still get through when science outruns the
+line.  A unit therefore never hands a link more than its line carries plus
+one FIFO, whatever its science rate.
+
+Faults (set by tests, ``hw_sim.assembly.Hardware.inject`` or the CLI):
+``silent`` (stops answering until cleared), :meth:`crash` (stops answering
+until the next power cycle), ``babble`` (garbage on the line instead of
+packets, until cleared) and ``extra_load_w`` (draws more current).
 
 Plausible values come from each parameter's ``sim`` hints in the dictionary:
 ``nominal`` and ``noise`` (Gaussian, from the seeded generator handed in),
@@ -17,16 +34,24 @@ models subclass this and override :meth:`execute` and :meth:`hk_values`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from fsw.core.node import Node
+from fsw.core.pacing import LinePacer
+from fsw.core.payloads import boot_mode_of
 from fsw.core.pusgen import TmSource, Verifier
 from fsw.core.timers import Periodic
+from fsw.protocol.framing import frame
 from fsw.dictionary import ArgumentError, Command, Dictionary, System, TmPacket
 from fsw.dictionary.codec import to_eng_scalar
 from fsw.protocol.pus import PusTc, PusTm, parse_packet_nothrow
 
 LINE = "line"
+#: octets a frame adds to a packet (the attached sync marker)
+FRAME_OVERHEAD = 4
+#: how often a babbling unit writes a burst of garbage, and how much
+BABBLE_PERIOD_S = 0.05
+BABBLE_BURST = 64
 
 
 class Rng(Protocol):
@@ -68,18 +93,33 @@ class UnitModel(Node):
         self.clock_offset = 0.0        # payload clock minus true time, seconds
         self.last_sync: float | None = None
         self.drift_ppm = float(system.config.get("clock_drift_ppm", 20.0))
-        self.silent = False            # fault: stops answering
-        self.babble = False            # fault: sends garbage (see hw_sim.faults)
+        self.silent = False            # fault: stops answering (until cleared)
+        self.crashed = False           # fault: stops answering until the next power cycle
+        self._babble = False           # fault: garbage on the line instead of packets
+        self._babble_timer: Periodic | None = None
+        self._extra_load_w = 0.0       # fault: extra current draw (a short), watts
+        self._power_listeners: list[Callable[[float], None]] = []
+        self._started = False
+        self._now = 0.0                # the latest time the unit was told (for send() without a time)
+        cfg = system.config
+        self.tx = LinePacer(system.baud)
+        largest = dictionary.max_packet + FRAME_OVERHEAD
+        if cfg.get("tx_fifo_bytes") is not None:
+            self.tx_fifo_bytes = max(largest, int(cfg["tx_fifo_bytes"]))
+        else:
+            self.tx_fifo_bytes = max(largest, int(self.tx.bytes_per_second * float(cfg.get("tx_fifo_s", 0.5))))
+        self.tx_science_share = float(cfg.get("tx_science_share", 0.75))
+        if not 0.0 < self.tx_science_share <= 1.0:
+            raise ValueError(f"{system.name}: config.tx_science_share must be in (0, 1]")
         self.stats = {"tc_received": 0, "tc_accepted": 0, "tc_rejected": 0, "ignored_unpowered": 0,
-                      "time_syncs": 0, "hk_sent": 0, "science_sent": 0, "science_bytes": 0, "foreign": 0}
+                      "tc_unpowered": 0, "time_syncs": 0, "hk_sent": 0, "science_sent": 0, "science_bytes": 0,
+                      "foreign": 0, "tx_packets": 0, "tx_bytes": 0, "tx_overflow": 0, "tx_overflow_bytes": 0,
+                      "babble_bytes": 0, "power_cycles": 0}
 
     # -- configuration -------------------------------------------------------------
     def initial_mode(self) -> str:
-        """The mode the unit reports after boot: the first mode that is not OFF."""
-        for m in self.modes:
-            if m != "OFF":
-                return m
-        return self.modes[0] if self.modes else ""
+        """The mode the unit reports after boot: ``config.boot_mode``, else the first mode that is not OFF."""
+        return boot_mode_of(self.system)
 
     @property
     def hk_packets(self) -> list[TmPacket]:
@@ -87,14 +127,32 @@ class UnitModel(Node):
 
     # -- power -------------------------------------------------------------------------
     def start(self, now: float) -> None:
+        """Called by a runner; a second call (a new runner taking over the same hardware) does nothing."""
+        self._now = now
+        if self._started:
+            return
+        self._started = True
         if self._power_requested:
             self.set_power(True, now)
 
+    def receive(self, port: str, data: bytes, now: float) -> None:
+        self._now = now
+        super().receive(port, data, now)
+
+    def run_due(self, now: float) -> None:
+        self._now = now
+        super().run_due(now)
+
     def set_power(self, on: bool, now: float) -> None:
+        self._now = now
         if on == self.powered:
             return
         self.powered = on
+        # the FIFO empties when power goes (or comes): what was queued is lost
+        self.tx.busy_until = now
         if on:
+            self.stats["power_cycles"] += 1
+            self.crashed = False
             self.boot_done = now + self.system.boot_time_s
             self.mode = self.initial_mode()
             self.values = {}
@@ -108,9 +166,42 @@ class UnitModel(Node):
                 t.cancel()
             self._hk_timers.clear()
             self.on_power_off(now)
+        self._power_changed(now)
 
     def answering(self, now: float) -> bool:
-        return self.powered and now >= self.boot_done and not self.silent
+        return self.powered and now >= self.boot_done and not (self.silent or self.crashed or self._babble)
+
+    # -- faults -----------------------------------------------------------------------------
+    def crash(self, now: float) -> None:
+        """A software crash: the unit stops answering until its power is cycled."""
+        self._now = now
+        self.crashed = True
+
+    @property
+    def babble(self) -> bool:
+        return self._babble
+
+    @babble.setter
+    def babble(self, on: bool) -> None:
+        """Garbage instead of packets while powered (a crashed unit printing junk); cleared by setting False."""
+        on = bool(on)
+        if on == self._babble:
+            return
+        self._babble = on
+        if on:
+            self._babble_timer = self.timers.every(BABBLE_PERIOD_S, self._babble_burst, self._now)
+        elif self._babble_timer is not None:
+            self._babble_timer.cancel()
+            self._babble_timer = None
+
+    def _babble_burst(self, now: float) -> None:
+        if not self.powered:
+            return
+        junk = bytes(int(self.rng.random() * 256) for _ in range(BABBLE_BURST))
+        if self._fifo_room(now, False) >= len(junk):
+            self.tx.reserve(len(junk), now)
+            self.stats["babble_bytes"] += len(junk)
+            self._out.append((LINE, junk))
 
     def _booted(self, now: float) -> None:
         if not self.powered:
@@ -128,10 +219,31 @@ class UnitModel(Node):
         """Subclass hook: power was removed (stop activities)."""
 
     def power_w(self, now: float) -> float:
-        """Power drawn from the 28 V line in the current mode (boot counts as the first powered mode)."""
+        """Power drawn from the 28 V line in the current mode (booting draws the boot mode's), plus any fault load."""
         if not self.powered:
             return 0.0
-        return float(self.system.power_w.get(self.mode, 0.0))
+        return float(self.system.power_w.get(self.mode, 0.0)) + self._extra_load_w
+
+    @property
+    def extra_load_w(self) -> float:
+        return self._extra_load_w
+
+    @extra_load_w.setter
+    def extra_load_w(self, watts: float) -> None:
+        self._extra_load_w = float(watts)
+        self._power_changed(self._now)
+
+    def add_power_listener(self, fn: Callable[[float], None]) -> None:
+        """``fn(now)`` whenever the power this unit draws may have changed (mode, power, fault load).
+
+        Complete only for units whose :meth:`power_w` is this class's (power follows the mode); the PDU
+        samples any other load periodically instead.
+        """
+        self._power_listeners.append(fn)
+
+    def _power_changed(self, now: float) -> None:
+        for fn in self._power_listeners:
+            fn(now)
 
     # -- time ----------------------------------------------------------------------------
     def local_time(self, now: float) -> float:
@@ -155,6 +267,10 @@ class UnitModel(Node):
     def on_packet(self, port: str, packet: bytes, now: float) -> None:
         if not self.answering(now):
             self.stats["ignored_unpowered"] += 1
+            if not self.powered or now < self.boot_done:
+                pkt = parse_packet_nothrow(packet)
+                if isinstance(pkt, PusTc):  # a telecommand for a unit that is off or booting is lost
+                    self.stats["tc_unpowered"] += 1
             return
         pkt = parse_packet_nothrow(packet)
         if isinstance(pkt, PusTm):
@@ -169,9 +285,41 @@ class UnitModel(Node):
         self.stats["tc_received"] += 1
         self.handle_tc(pkt, now)
 
-    def send(self, packet: bytes | None) -> None:
-        if packet is not None:
-            self.send_packet(LINE, packet)
+    # -- output: the transmit FIFO ------------------------------------------------------------
+    def _fifo_room(self, now: float, science: bool) -> int:
+        """Octets that still fit in the FIFO now (science may use only its share of it)."""
+        queued = self.tx.backlog(now) * self.tx.bytes_per_second
+        cap = self.tx_fifo_bytes * (self.tx_science_share if science else 1.0)
+        return int(cap - queued)
+
+    def fifo_level(self, now: float) -> int:
+        """Octets waiting in the transmit FIFO."""
+        return int(round(self.tx.backlog(now) * self.tx.bytes_per_second))
+
+    def send(self, packet: bytes | None, now: float | None = None, science: bool = False) -> bool:
+        """Queue a packet for the line; False (and counted) when the FIFO has no room for it."""
+        if packet is None:
+            return False
+        t = self._now if now is None else now
+        n = len(packet) + FRAME_OVERHEAD
+        if self._fifo_room(t, science) < n:
+            self.stats["tx_overflow"] += 1
+            self.stats["tx_overflow_bytes"] += n
+            return False
+        self.tx.reserve(n, t)
+        self.stats["tx_packets"] += 1
+        self.stats["tx_bytes"] += n
+        self.send_packet(LINE, packet)
+        return True
+
+    def send_science(self, pkt: TmPacket, values: dict[str, Any], now: float) -> bool:
+        """Build and queue one science packet (dropped and counted when the FIFO is too full)."""
+        packet = self.tm.packet(pkt, values, self.local_time(now))
+        if self.send(packet, now, science=True):
+            self.stats["science_sent"] += 1
+            self.stats["science_bytes"] += len(packet)
+            return True
+        return False
 
     def handle_tc(self, tc: PusTc, now: float) -> None:
         t = self.local_time(now)
@@ -218,7 +366,14 @@ class UnitModel(Node):
 
     def _complete_later(self, tc: PusTc, now: float) -> None:
         if self.answering(now):
-            self.send(self.verifier.complete(tc, self.local_time(now)))
+            self.complete(tc, now)
+
+    def complete(self, tc: PusTc, now: float) -> None:
+        """A command whose :meth:`execute` returned a completion time reached it: report completion.
+
+        Subclasses may override to report a failure instead (``self.verifier.complete_fail``).
+        """
+        self.send(self.verifier.complete(tc, self.local_time(now)))
 
     # -- behaviour, overridable ---------------------------------------------------------
     def check(self, cmd: Command, args: dict, now: float) -> None:
@@ -254,14 +409,20 @@ class UnitModel(Node):
         if mode not in self.modes:
             raise UnitFailure("ARG_OUT_OF_RANGE")
         changed = mode != self.mode
+        old = self.mode
         self.mode = mode
         if changed:
+            self.on_mode_change(old, mode, now)
+            self._power_changed(now)
             evt = f"{self.system.name}_MODE_CHANGED"
             if any(e.name == evt for e in self.system.events):
                 e = self.system.event(evt)
                 self.send(self.tm.event(self.system.name, evt, self.local_time(now),
                                         **{e.args[0].name: mode}) if e.args else
                           self.tm.event(self.system.name, evt, self.local_time(now)))
+
+    def on_mode_change(self, old: str, new: str, now: float) -> None:
+        """Subclass hook: the mode changed (before the mode-changed event is sent)."""
 
     def emit(self, name: str, now: float, **args: Any) -> None:
         self.send(self.tm.event(self.system.name, name, self.local_time(now), **args))
@@ -282,6 +443,8 @@ class UnitModel(Node):
     def param_value(self, p: Any, now: float) -> Any:
         if p.name == self.mode_param:
             return self.mode
+        if p.name.endswith("_TX_DROPS"):
+            return self.stats["tx_overflow"]
         if p.name.endswith("_TIME_ERR"):
             return int((self.local_time(now) - now) * 1e6) if self.last_sync is not None else 0
         if p.name in self.values:

@@ -1,4 +1,9 @@
-"""The flight software's first services, with dictionary-driven payloads, in simulated time."""
+"""The flight software's first services, with the simulated payloads, in simulated time.
+
+Payloads start unpowered, as on the lander: each test that talks to a payload
+first switches it on through the flight software (PAYLOAD_POWER_ON) and checks
+that this succeeded.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,18 @@ def _verif(bench: Bench, tc: PusTc) -> list[int]:
     return out
 
 
+def _powered(*names: str) -> Bench:
+    """A bench whose named payloads were switched on through the flight software and are answering."""
+    b = Bench(power=())
+    tcs = b.power_on(*names, run=6)  # longest boot is 5 s
+    for name, tc in tcs.items():
+        assert _verif(b, tc) == [1, 3, 5, 7], name  # accepted, started, switched (progress), heard (completed)
+        assert b.fsw.payloads.payloads[name].state in ("IDLE", "OPERATING"), name
+    return b
+
+
 def test_ping_lander_gets_acceptance_start_completion_and_reply() -> None:
-    b = Bench()
+    b = Bench(power=())
     b.run(6)
     tc = b.send("PING")
     b.run(1)
@@ -26,19 +41,28 @@ def test_ping_lander_gets_acceptance_start_completion_and_reply() -> None:
 
 
 def test_ping_each_payload_is_routed_and_answered_by_the_payload() -> None:
-    b = Bench()
-    b.run(6)  # longest boot is 5 s
-    sent = {name: b.send("PING", name) for name in b.units}
+    b = _powered(*Bench(power=()).payloads)
+    routed_before = b.fsw.counters.tc_routed
+    sent = {name: b.send("PING", name) for name in b.payloads}
     b.run(1)
     for name, tc in sent.items():
         assert _verif(b, tc) == [1, 3, 7], name
         assert b.probe.tms(17, 2, apid=b.d.system(name).apid), name
-    assert b.fsw.counters.tc_routed == len(sent)
+    assert b.fsw.counters.tc_routed - routed_before == len(sent)
+
+
+def test_a_payload_that_is_off_gets_no_command() -> None:
+    b = Bench(power=())
+    b.run(6)
+    tc = b.send("PING", "FSS")
+    b.run(1)
+    assert _verif(b, tc) == [2]
+    assert b.failure(tc) == "PAYLOAD_UNPOWERED"
+    assert b.payloads["FSS"].stats["tc_received"] == 0 and b.payloads["FSS"].stats["tc_unpowered"] == 0
 
 
 def test_mode_command_changes_payload_housekeeping() -> None:
-    b = Bench()
-    b.run(6)
+    b = _powered("FSS")
     tc = b.send("FSS_SET_MODE", mode="SCIENCE")
     b.run(3)
     assert _verif(b, tc) == [1, 3, 7]
@@ -48,8 +72,8 @@ def test_mode_command_changes_payload_housekeeping() -> None:
 
 
 def test_unknown_apid_and_bad_arguments_are_rejected_with_reason() -> None:
-    b = Bench()
-    b.run(6)
+    b = _powered("LUSEE")
+    rejected_before = b.fsw.counters.tc_rejected
     bad_apid = PusTc(0x555, 17, 1, seq_count=99)
     b.probe.send_tc(bad_apid)
     cmd = b.d.command("LUSEE_SET_INTEGRATION")
@@ -61,29 +85,30 @@ def test_unknown_apid_and_bad_arguments_are_rejected_with_reason() -> None:
     fail = [t for t in b.probe.tms(1, 2)]
     codes = {int.from_bytes(t.source_data[4:6], "big") for t in fail}
     assert codes == {b.d.failure_code("ILLEGAL_APID"), b.d.failure_code("BAD_LENGTH")}
-    assert b.fsw.counters.tc_rejected == 1  # the short TC was routed, the payload rejected it
+    assert b.fsw.counters.tc_rejected - rejected_before == 1  # the short TC was routed, the payload rejected it
 
 
 def test_housekeeping_time_at_the_tone_and_link_stats() -> None:
-    b = Bench()
+    b = _powered("FSS")
     b.run(20)
     hk = b.probe.tms(3, 25, apid=b.d.lander.apid)
     lander_hk = b.d.lander.packet("LANDER_HK")
     link_hk = b.d.lander.packet("LINK_HK")
     lhk = [b.d.codec(lander_hk).decode(t.source_data) for t in hk if t.source_data[:2] == b"\x00\x01"]
     links = [b.d.codec(link_hk).decode(t.source_data) for t in hk if t.source_data[:2] == b"\x00\x02"]
-    assert len(lhk) >= 18
-    assert lhk[-1]["UPTIME"] >= 18
-    assert {r["LINK_PORT"] for r in links} == {"GROUND", "FSS", "LISTER", "LMS", "LUSEE"}
-    # every payload followed the time messages: its clock error is tiny once synced
+    assert len(lhk) >= 24
+    assert lhk[-1]["UPTIME"] >= 24
+    units = {s.port.upper() for s in b.d.systems if s.kind != "lander"}
+    assert {r["LINK_PORT"] for r in links} == {"GROUND"} | units
+    assert {"PDU", "FSS", "LISTER", "LMS", "LUSEE"} <= units
+    # the payload followed the time messages: its clock error is tiny once synced
     fss = b.units["FSS"]
     assert fss.stats["time_syncs"] >= 14
     assert abs(fss.local_time(b.clock.now()) - b.clock.now()) < 0.001
 
 
 def test_garbage_on_a_payload_line_is_counted_and_does_not_stop_others() -> None:
-    b = Bench()
-    b.run(6)
+    b = _powered("FSS", "LISTER")
     # a babbling LISTER: junk straight into the flight software's lister port
     b.fsw.receive("lister", bytes(range(256)) * 4 + b"\x1a\xcf\xfc\x1d\xff\xff", b.clock.now())
     tc = b.send("PING", "FSS")
@@ -97,7 +122,7 @@ def test_garbage_on_a_payload_line_is_counted_and_does_not_stop_others() -> None
 def test_same_seed_same_bytes() -> None:
     def run(seed: int) -> list[bytes]:
         b = Bench(seed=seed)
-        b.run(5)
+        b.run(6)
         b.send("FSS_SET_MODE", mode="CHECKOUT")
         b.run(10)
         return b.probe.raw
@@ -106,7 +131,7 @@ def test_same_seed_same_bytes() -> None:
 
 def test_phase_change_is_verified_reported_and_survives_restart() -> None:
     from fsw.core.flight import build_flight_software
-    b = Bench()
+    b = Bench(power=())
     b.run(2)
     tc = b.send("SET_PHASE", phase="CRUISE")
     b.run(1)

@@ -1,0 +1,153 @@
+"""``fsw``: run the payload manager's flight software in real time on serial links.
+
+This is the composition root of the flight software process: it loads the
+dictionary, builds the sans-I/O core, opens one link per port (any pyserial
+URL, a device path, or ``pty:PATH`` to create a pseudo-terminal) and drives
+the core with the real clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .dictionary import DictionaryError, load_dictionary
+
+EPILOG = """\
+link specs (PORT=SPEC, repeatable; PORT is 'ground' or a unit's port name from the dictionary):
+  ground=pty:run/ground.pty      create a pseudo-terminal, publish its path as a symlink
+  fss=/dev/ttyUSB0               a real UART (RS-422 adapter)
+  fss=rfc2217://10.0.0.5:4001    a serial server
+  fss=socket://127.0.0.1:5001    raw TCP
+  fss=run/fss.pty                a pty published by hw-sim
+defaults: ground=pty:RUN_DIR/ground.pty and every unit at RUN_DIR/<port>.pty (as hw-sim publishes them).
+A missing port is not an error: the link keeps retrying with back-off and reports when it connects.
+
+examples:
+  fsw                                   # bench on pseudo-terminals made by hw-sim in ./run
+  fsw --link fss=/dev/ttyUSB0 --baud fss=38400
+  fsw --state-dir /var/lib/fsw --phase SURFACE --duration 3600
+"""
+
+
+def _parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        port, sep, value = item.partition("=")
+        if not sep or not port or not value:
+            raise ValueError(f"{what} {item!r} must look like PORT=VALUE")
+        out[port.strip().lower()] = value.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fsw", description="Run the lander payload manager flight software on serial links (real time).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dictionary", metavar="DIR", help="mission dictionary directory (default: the reference mission)")
+    p.add_argument("--run-dir", default="run", metavar="DIR",
+                   help="where default pty symlinks live (default: ./run)")
+    p.add_argument("--link", action="append", default=[], metavar="PORT=SPEC",
+                   help="link for a port: any pyserial URL, a device path, or pty:PATH (repeatable)")
+    p.add_argument("--baud", action="append", default=[], metavar="PORT=BAUD",
+                   help="override a port's baud rate (default: the unit's baud from the dictionary; ground 115200)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="durable state directory (restart counters, phase, deploy records); default RUN_DIR/state")
+    p.add_argument("--phase", default=None, metavar="PHASE",
+                   help="mission phase to start in when no durable state says otherwise (default PRELAUNCH)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run until interrupted)")
+    p.add_argument("--rate", type=float, default=1.0, metavar="X",
+                   help="mission-time rate for scaled real-time demonstrations (default 1.0)")
+    p.add_argument("--start-time", type=float, default=None, metavar="S",
+                   help="mission seconds at start (default: from the wall clock and the mission epoch)")
+    p.add_argument("--pace-ground", action="store_true",
+                   help="pace the ground port at its baud (useful on ptys, which ignore baud)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        dictionary = load_dictionary(args.dictionary)
+    except (DictionaryError, OSError) as exc:
+        print(f"fsw: dictionary error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        links_cfg = _parse_pairs(args.link, "--link")
+        bauds = {k: int(v) for k, v in _parse_pairs(args.baud, "--baud").items()}
+    except ValueError as exc:
+        print(f"fsw: {exc}", file=sys.stderr)
+        return 2
+    from .core.flight import build_flight_software
+    from .io.clock import RealClock
+    from .io.link import Link
+    from .io.runner import RealTimeRunner
+    from .io.state import FileStore
+
+    run_dir = Path(args.run_dir)
+    ports = {"ground": 115200}
+    ports.update({u.port: u.baud for u in dictionary.systems if u.kind != "lander"})
+    unknown = sorted((set(links_cfg) | set(bauds)) - set(ports))
+    if unknown:
+        print(f"fsw: unknown port(s) {', '.join(unknown)}; ports are {', '.join(ports)}", file=sys.stderr)
+        return 2
+    if args.phase is not None and args.phase not in dictionary.phases:
+        print(f"fsw: unknown phase {args.phase!r}; phases are {', '.join(dictionary.phases)}", file=sys.stderr)
+        return 2
+    if args.rate <= 0:
+        print("fsw: --rate must be positive", file=sys.stderr)
+        return 2
+    state_dir = Path(args.state_dir) if args.state_dir else run_dir / "state"
+    try:
+        store = FileStore(state_dir)
+    except OSError as exc:
+        print(f"fsw: cannot use state directory {state_dir}: {exc}", file=sys.stderr)
+        return 2
+    fsw = build_flight_software(dictionary, store, {"initial_phase": args.phase or "PRELAUNCH"})
+
+    def report(port: str):
+        def on_event(kind: str, detail: str) -> None:
+            if not args.quiet:
+                print(f"fsw: link {port}: {kind} {detail}", file=sys.stderr, flush=True)
+        return on_event
+
+    links = {}
+    for port, baud in ports.items():
+        default = f"pty:{run_dir / 'ground.pty'}" if port == "ground" else str(run_dir / f"{port}.pty")
+        spec = links_cfg.get(port, default)
+        try:
+            links[port] = Link(spec, name=port, baud=bauds.get(port, baud),
+                               pace=(port == "ground" and args.pace_ground), on_event=report(port))
+        except ValueError as exc:
+            print(f"fsw: --link {port}: {exc}", file=sys.stderr)
+            return 2
+    clock = RealClock(dictionary.epoch, start=args.start_time, rate=args.rate)
+    runner = RealTimeRunner(clock)
+    runner.add(fsw, links)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not args.quiet:
+        print(f"fsw: {dictionary.mission}: phase {fsw.phases.current.name}, ports "
+              + ", ".join(f"{p}={links[p].spec if hasattr(links[p], 'spec') else ''}" for p in links),
+              file=sys.stderr, flush=True)
+    try:
+        runner.run(duration=args.duration, stop=stop)
+    finally:
+        runner.close()
+    if not args.quiet:
+        c = fsw.counters
+        print(f"fsw: stopped: {c.tc_accepted} TC accepted, {c.tc_rejected} rejected, {c.tc_routed} routed, "
+              f"{c.tm_forwarded} TM forwarded", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""A ground link session: the I/O shell around the pure decoder, commanding and verification tracker.
+
+One :class:`GroundSession` owns one serial link (any spec :class:`fsw.io.link.Link`
+understands: a device, a pseudo-terminal path, ``socket://``, ``loop://`` ...).
+It works in the caller's thread: every method that waits reads the link,
+deframes, decodes, feeds the verification tracker and keeps the decoded
+records in a bounded backlog, so nothing that arrives while a command is
+being verified is lost to a later :meth:`packets` or :meth:`wait_for`.
+
+>>> with GroundSession("run/ground.pty", load_dictionary()) as s:      # doctest: +SKIP
+...     result = s.send("FSS_SET_MODE", mode="SCIENCE")
+...     hk = s.wait_for(lambda r: r.get("name") == "FSS_HK", timeout=5)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Iterator, Mapping
+
+from fsw.dictionary import Dictionary
+from fsw.io.clock import RealClock
+from fsw.protocol import Deframer, Dropped, PusTc, frame
+
+from .commanding import GROUND_SOURCE_ID, SequenceCounter, build_tc, resolve_command
+from .decoding import PacketDecoder, decode_dropped
+from .verification import VerificationResult, VerificationTracker, VerificationUpdate
+
+__all__ = ["GroundSession", "LinkUnavailable"]
+
+DEFAULT_LINK = "run/ground.pty"
+
+
+class LinkUnavailable(ConnectionError):
+    """The link is not connected (no flight software at the other end, port missing ...)."""
+
+
+class GroundSession:
+    """Send verified telecommands and receive decoded telemetry over one link.
+
+    ``link`` injects an already-made link object (tests, or a caller that
+    shares one); otherwise one is made from ``link_spec``.  ``clock`` must
+    have ``now()`` in mission seconds; the default is a :class:`RealClock`
+    on the mission epoch.
+    """
+
+    def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, link: Any = None,
+                 clock: Any = None, name: str = "ground", source_id: int = GROUND_SOURCE_ID, pace: bool = False,
+                 on_event: Callable[..., None] | None = None, idle_flush_s: float = 0.2,
+                 poll_interval_s: float = 0.1, connect_timeout_s: float = 2.0, backlog: int = 10000) -> None:
+        self.link_spec = link_spec
+        self.dictionary = dictionary
+        self.clock = clock if clock is not None else RealClock(dictionary.epoch)
+        self.decoder = PacketDecoder(dictionary)
+        self.tracker = VerificationTracker(dictionary)
+        self.seq = SequenceCounter()
+        self.deframer = Deframer(max_packet=dictionary.max_packet)
+        self.source_id = source_id
+        self.idle_flush_s = idle_flush_s
+        self.poll_interval_s = poll_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self._user_on_event = on_event
+        self._backlog: deque[dict] = deque(maxlen=backlog)
+        self._last_rx = self.clock.now()
+        self.stats = {"packets": 0, "errors": 0, "dropped_bytes": 0, "tc_sent": 0, "backlog_overflow": 0}
+        if link is None:
+            from fsw.io.link import Link  # the serial adapter; imported here so pure users never need it
+            link = Link(link_spec, name=name, baud=baud, pace=pace, on_event=self._on_link_event)
+        self.link = link
+        self._opened = False
+
+    # -- lifetime -------------------------------------------------------------------------------------------
+    def open(self) -> "GroundSession":
+        """Open the link (never raises for a missing port; see :attr:`connected`)."""
+        if not self._opened:
+            self.link.open()
+            self._opened = True
+        return self
+
+    def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            self.link.close()
+
+    def __enter__(self) -> "GroundSession":
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return bool(getattr(self.link, "connected", False))
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Poll the link until it is connected or ``timeout`` (default ``connect_timeout_s``) passes."""
+        self.open()
+        end = self.clock.now() + (self.connect_timeout_s if timeout is None else timeout)
+        while not self.connected:
+            remaining = end - self.clock.now()
+            if remaining <= 0:
+                return False
+            self.poll(min(remaining, self.poll_interval_s))
+        return True
+
+    def _on_link_event(self, *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(a) for a in args)
+        if kwargs:
+            text += " " + " ".join(f"{k}={v}" for k, v in kwargs.items())
+        self._push({"link_event": text.strip(), "link": self.link_spec})
+        if self._user_on_event is not None:
+            self._user_on_event(*args, **kwargs)
+
+    # -- receiving ------------------------------------------------------------------------------------------
+    def _push(self, rec: dict) -> None:
+        if len(self._backlog) == self._backlog.maxlen:
+            self.stats["backlog_overflow"] += 1
+        self._backlog.append(rec)
+
+    def poll(self, timeout: float = 0.0) -> list[dict]:
+        """Read once (waiting up to ``timeout`` s), process what came, expire overdue telecommands.
+
+        Returns the new records (they also go to the backlog that
+        :meth:`packets` drains).
+        """
+        self.open()
+        t0 = self.clock.now()
+        try:
+            data = self.link.read(timeout)
+        except OSError:
+            data = b""
+        now = self.clock.now()
+        if data:
+            self._last_rx = now
+            items = self.deframer.feed(data)
+        elif self.deframer.buffered and now - self._last_rx >= self.idle_flush_s:
+            items = self.deframer.flush()  # a partial frame went stale on a quiet line
+        else:
+            items = []
+            if timeout > 0 and now - t0 < timeout / 2 and not self.connected:
+                # a disconnected link may return at once: don't spin
+                time.sleep(min(timeout, self.poll_interval_s))
+        out = []
+        for item in items:
+            if type(item) is Dropped:
+                rec = decode_dropped(item)
+                rec["link"] = self.link_spec
+                rec["rx_time"] = now
+                self.stats["dropped_bytes"] += item.nbytes
+            else:
+                rec, _pkt = self.decoder.decode_packet(item, self.link_spec, now)
+                self.stats["packets"] += 1
+                if "error" in rec:
+                    self.stats["errors"] += 1
+                elif "request" in rec:
+                    upd = self.tracker.add_record(rec, now)
+                    if upd is not None and upd.result.command is not None:
+                        rec["command"] = upd.result.command
+            out.append(rec)
+            self._push(rec)
+        self.tracker.expire(now)
+        return out
+
+    def packets(self, timeout: float | None = None, include_dropped: bool = True) -> Iterator[dict]:
+        """Decoded records as they arrive (backlog first), until ``timeout`` s pass (``None``: forever)."""
+        end = None if timeout is None else self.clock.now() + timeout
+        while True:
+            while self._backlog:
+                rec = self._backlog.popleft()
+                if include_dropped or "dropped" not in rec:
+                    yield rec
+            if end is None:
+                wait = self.poll_interval_s
+            else:
+                wait = end - self.clock.now()
+                if wait <= 0:
+                    return
+                wait = min(wait, self.poll_interval_s)
+            self.poll(wait)
+
+    def wait_for(self, predicate: Callable[[dict], bool], timeout: float) -> dict | None:
+        """The first decoded packet record (backlog first) for which ``predicate`` is true, or ``None``."""
+        for rec in self.packets(timeout, include_dropped=False):
+            if "link_event" in rec:
+                continue
+            if predicate(rec):
+                return rec
+        return None
+
+    def clear_backlog(self) -> None:
+        self._backlog.clear()
+
+    # -- commanding -----------------------------------------------------------------------------------------
+    def submit(self, name: str, system: str | None = None, confirm: str | None = None,
+               timeout: float | None = None, args: Mapping[str, Any] | None = None) -> PusTc:
+        """Validate, send and start tracking one telecommand; returns it without waiting.
+
+        Raises (before anything is sent) ``KeyError``/``ArgumentError``/
+        ``HazardousCommandError`` for a bad command, :class:`LinkUnavailable`
+        if the link is not connected.
+        """
+        cmd = resolve_command(self.dictionary, name, system)
+        tc = build_tc(self.dictionary, cmd.name, args, cmd.system, self.seq.peek(cmd.apid), self.source_id,
+                      confirm=confirm)
+        if not self.wait_connected():
+            raise LinkUnavailable(f"link {self.link_spec} is not connected")
+        try:
+            self.link.write(frame(tc.pack()))
+        except OSError as exc:
+            raise LinkUnavailable(f"cannot write to {self.link_spec}: {exc}") from None
+        self.seq.advance(cmd.apid)
+        self.stats["tc_sent"] += 1
+        self.tracker.add_tc(tc, self.clock.now(), timeout if timeout is not None else cmd.timeout_s, cmd.name)
+        return tc
+
+    def wait(self, tc: PusTc, on_update: Callable[[VerificationUpdate], None] | None = None) -> VerificationResult:
+        """Block until ``tc``'s verification completes, fails or times out; report each stage to ``on_update``."""
+        seen = 0
+        while True:
+            st = self.tracker.status(tc)
+            if st is None:
+                raise KeyError(f"telecommand apid={tc.apid} seq={tc.seq_count} is not tracked")
+            if on_update is not None:
+                for r in st.reports[seen:]:
+                    on_update(VerificationUpdate(st, r, st.timed_out))
+            seen = len(st.reports)
+            if st.done:
+                if st.state == "TIMEOUT" and on_update is not None:
+                    on_update(VerificationUpdate(st, None))
+                return st
+            remaining = st.deadline - self.clock.now()
+            self.poll(min(max(remaining, 0.0), self.poll_interval_s))
+
+    def send(self, name: str, system: str | None = None, confirm: str | None = None, timeout: float | None = None,
+             *, args: Mapping[str, Any] | None = None, on_update: Callable[[VerificationUpdate], None] | None = None,
+             **kwargs: Any) -> VerificationResult:
+        """Send a command and block until completion, failure or timeout.
+
+        Arguments go as keywords (``send("FSS_SET_MODE", mode="SCIENCE")``)
+        or as ``args={...}`` for names that clash with this signature.
+        """
+        merged = {**(args or {}), **kwargs}
+        tc = self.submit(name, system, confirm, timeout, merged)
+        return self.wait(tc, on_update)

@@ -1,0 +1,443 @@
+"""The ground's end of the space link, pure: telecommands in -> CLTUs out; CADUs in -> packets out.
+
+:class:`SpaceLinkGround` puts together:
+
+uplink
+    TC packet -> segments (if longer than a frame) -> :class:`~ground.fop1.CopUplink`
+    (FOP-1 with automatic initialisation and recovery; no telecommand is
+    ever sent twice into execution) -> TC frames -> one CLTU each, from
+    :meth:`take_output`.  Bypass (BD) frames for emergencies.
+downlink
+    octets -> :class:`~fsw.protocol.tmframe.CaduDeframer` -> per virtual
+    channel :class:`~fsw.protocol.tmframe.VcReassembler` -> packets; the CLCW
+    of every frame goes to FOP-1, stale ones (from frames overtaken by newer
+    ones) filtered out by the master channel frame count.
+store-and-forward
+    :class:`PacketTracker` follows each APID's sequence counts: it removes
+    duplicates (a packet sent live and played back, or played back twice),
+    acknowledges what arrived (``STORE_ACK_RANGE``, so the lander deletes it)
+    and asks again for the gaps (``STORE_RETRANSMIT_RANGE``) once they are old
+    enough.  The requests are telecommands made by the ``make_tc`` callback
+    (:func:`dictionary_tc_factory` builds them from the mission dictionary)
+    and go up through COP-1 like any other.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from fsw.protocol.framing import Dropped
+from fsw.protocol.pus import PusTc
+from fsw.protocol.tcframe import MAX_TC_FRAME_LEN, TcSegmenter, cltu_encode
+from fsw.protocol.tmframe import (
+    DEFAULT_SCID, VC_IDLE, VC_PLAYBACK, VC_REALTIME, CaduDeframer, TmFrame, TmFrameConfig, VcReassembler,
+)
+
+from .fop1 import CopUplink, Fop1, UplinkEvent
+
+#: make_tc(command name, arguments) -> a packed TC packet
+TcFactory = Callable[[str, dict], bytes]
+
+
+@dataclass(frozen=True)
+class GroundLinkConfig:
+    scid: int = DEFAULT_SCID
+    tc_vcid: int = 0
+    #: FOP sliding window K; keep K <= W/2 of the FARM so that one lost frame never causes a lockout
+    fop_window: int = 15
+    t1_s: float = 12.0
+    tx_limit: int = 5
+    timeout_type: int = 0
+    #: after an alert, wait this long for frames still on the link before reading V(R)
+    settle_s: float = 15.0
+    segment_header: bool = True
+    #: several short telecommands share one frame when they queue up (packet blocking)
+    blocking: bool = True
+    max_tc_frame: int = MAX_TC_FRAME_LEN
+    tm: TmFrameConfig = field(default_factory=TmFrameConfig)
+    vcids: tuple[int, ...] = (VC_REALTIME, VC_PLAYBACK, VC_IDLE)
+    #: a CLCW from a frame older than the newest one seen is ignored, unless the newest is this old
+    clcw_stale_s: float = 5.0
+    max_packet: int = 65542
+    # store-and-forward
+    ack_interval_s: float = 10.0
+    max_requests_per_interval: int = 16
+    gap_wait_s: float = 60.0
+    request_retry_s: float = 120.0
+    max_requests: int = 5
+    dedup_memory: int = 200_000
+    #: a duplicate of a packet already acknowledged is acknowledged again only after this long
+    reack_s: float = 60.0
+    #: APIDs whose gaps are never requested (their packets are not stored on board)
+    no_request_apids: frozenset = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.tm.scid != self.scid:
+            raise ValueError(f"TM spacecraft id {self.tm.scid} differs from the link's {self.scid}")
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRequest:
+    """An acknowledgement or a retransmission request for one APID's sequence counts."""
+
+    kind: str            # "ack" or "retransmit"
+    apid: int
+    first: int
+    last: int
+    t_from: float
+    t_to: float
+
+    def args(self, store: int = 0) -> dict[str, Any]:
+        return {"store": store, "apid": self.apid, "first_seq": self.first, "last_seq": self.last,
+                "t_from": self.t_from, "t_to": self.t_to}
+
+
+def _key_of(packet: bytes) -> tuple[int, int, int]:
+    """(APID, sequence count, CUC ticks) of a packet (ticks 0 without a PUS secondary header)."""
+    apid = ((packet[0] << 8) | packet[1]) & 0x7FF
+    seq = ((packet[2] << 8) | packet[3]) & 0x3FFF
+    cuc = 0
+    if (packet[0] >> 3) & 1 and len(packet) >= 19:
+        cuc = (int.from_bytes(packet[13:17], "big") << 16) | ((packet[17] << 8) | packet[18])
+    return apid, seq, cuc
+
+
+class _Apid:
+    __slots__ = ("order", "unacked", "gaps")
+
+    def __init__(self) -> None:
+        self.order: list[tuple[int, int]] = []          # (cuc, seq) received, time order
+        self.unacked: list[tuple[int, int]] = []
+        self.gaps: dict[tuple[tuple[int, int], tuple[int, int]], list[float]] = {}  # -> [first seen, last req, n]
+
+
+class PacketTracker:
+    """Per-APID bookkeeping of what arrived: duplicates, acknowledgements, gaps.  Pure."""
+
+    def __init__(self, gap_wait_s: float = 60.0, request_retry_s: float = 120.0, max_requests: int = 5,
+                 dedup_memory: int = 200_000, no_request_apids: Iterable[int] = (), reack_s: float = 60.0) -> None:
+        self.reack_s = reack_s
+        self.gap_wait_s = gap_wait_s
+        self.request_retry_s = request_retry_s
+        self.max_requests = max_requests
+        self.dedup_memory = dedup_memory
+        self.no_request = frozenset(no_request_apids)
+        self.apids: dict[int, _Apid] = {}
+        #: (APID, seq, CUC) -> when it was last acknowledged (None: not yet)
+        self._seen: OrderedDict[tuple[int, int, int], float | None] = OrderedDict()
+        self.counters: Counter[str] = Counter()
+
+    def add(self, packet: bytes, now: float) -> bool:
+        """Record a packet; False if it is a duplicate (already received)."""
+        if len(packet) < 6:
+            return True
+        apid, seq, cuc = _key_of(packet)
+        k = (apid, seq, cuc)
+        if k in self._seen:
+            self.counters["duplicates"] += 1
+            acked = self._seen[k]
+            a = self.apids.get(apid)
+            if a is not None and acked is not None and now - acked >= self.reack_s:
+                # still on board long after its acknowledgement went up: acknowledge it again
+                self._seen[k] = None
+                a.unacked.append((cuc, seq))
+                self.counters["reacks"] += 1
+            return False
+        self._seen[k] = None
+        if len(self._seen) > self.dedup_memory:
+            self._seen.popitem(last=False)
+        a = self.apids.setdefault(apid, _Apid())
+        item = (cuc, seq)
+        if not a.order or item > a.order[-1]:
+            a.order.append(item)
+        else:
+            bisect.insort(a.order, item)
+        a.unacked.append(item)
+        self.counters["packets"] += 1
+        return True
+
+    def acks(self, now: float = 0.0) -> list[RangeRequest]:
+        """Ranges of consecutive sequence counts received and not yet acknowledged (then marked acknowledged)."""
+        out = []
+        seen = self._seen
+        for apid, a in sorted(self.apids.items()):
+            if not a.unacked:
+                continue
+            items = sorted(set(a.unacked))
+            a.unacked = []
+            for cuc, seq in items:
+                if (apid, seq, cuc) in seen:
+                    seen[(apid, seq, cuc)] = now
+            run = [items[0]]
+            for it in items[1:]:
+                prev = run[-1]
+                if it[1] == (prev[1] + 1) & 0x3FFF and len(run) < 8192:
+                    run.append(it)
+                else:
+                    out.append(RangeRequest("ack", apid, run[0][1], run[-1][1], run[0][0] / 65536.0,
+                                            run[-1][0] / 65536.0))
+                    run = [it]
+            out.append(RangeRequest("ack", apid, run[0][1], run[-1][1], run[0][0] / 65536.0, run[-1][0] / 65536.0))
+        self.counters["ack_ranges"] += len(out)
+        return out
+
+    def gaps(self, now: float) -> list[RangeRequest]:
+        """Gaps old enough to ask for, and asked for again after ``request_retry_s`` (at most ``max_requests``)."""
+        out = []
+        for apid, a in sorted(self.apids.items()):
+            order = a.order
+            live: set = set()
+            first_open = None
+            for i in range(len(order) - 1):
+                p, q = order[i], order[i + 1]
+                missing = (q[1] - p[1] - 1) & 0x3FFF
+                if missing == 0:
+                    continue
+                key = (p, q)
+                live.add(key)
+                g = a.gaps.get(key)
+                if g is None:
+                    g = a.gaps[key] = [now, -math.inf, 0]
+                    self.counters["gaps_seen"] += 1
+                if g[2] >= self.max_requests:
+                    continue  # given up: reported once as lost
+                if first_open is None:
+                    first_open = i
+                if apid in self.no_request or now - g[0] < self.gap_wait_s or now - g[1] < self.request_retry_s:
+                    continue
+                g[1] = now
+                g[2] += 1
+                if g[2] == self.max_requests:
+                    self.counters["gaps_given_up"] += 1
+                first = (p[1] + 1) & 0x3FFF
+                n = missing
+                while n > 0:
+                    m = min(n, 8192)
+                    out.append(RangeRequest("retransmit", apid, first, (first + m - 1) & 0x3FFF,
+                                            p[0] / 65536.0, q[0] / 65536.0))
+                    first = (first + m) & 0x3FFF
+                    n -= m
+            for key in list(a.gaps):
+                if key not in live:
+                    del a.gaps[key]   # filled
+            # forget the contiguous prefix (keep its last packet as the left neighbour of what follows)
+            cut = (first_open if first_open is not None else len(order) - 1)
+            if cut > 0 and not a.unacked:
+                del order[:cut]
+        self.counters["retransmit_ranges"] += len(out)
+        return out
+
+    def open_gaps(self) -> int:
+        return sum(1 for a in self.apids.values() for g in a.gaps.values() if g[2] < self.max_requests)
+
+
+def dictionary_tc_factory(dictionary: Any, source_id: int = 0, ack_flags: int = 0) -> TcFactory:
+    """TCs from the mission dictionary; ``ack_flags`` 0: no PUS-1 reports except failures."""
+    seq = itertools.count()
+
+    def make(name: str, args: dict) -> bytes:
+        cmd = dictionary.command(name)
+        data = dictionary.encode_command(cmd, args)
+        return PusTc(cmd.apid, cmd.service, cmd.subservice, data, seq_count=next(seq) & 0x3FFF,
+                     source_id=source_id, ack_flags=ack_flags).pack()
+    return make
+
+
+class SpaceLinkGround:
+    """See the module docstring.  Driven like a node: ``receive``, ``next_deadline``, ``run_due``, ``take_output``."""
+
+    def __init__(self, config: GroundLinkConfig | None = None, make_tc: TcFactory | None = None,
+                 start: float = 0.0, store_and_forward: bool = True) -> None:
+        self.cfg = cfg = config or GroundLinkConfig()
+        self.fop = Fop1(cfg.scid, cfg.tc_vcid, cfg.fop_window, cfg.t1_s, cfg.tx_limit, cfg.timeout_type)
+        self.cop = CopUplink(self.fop, cfg.settle_s, start)
+        self.segmenter = TcSegmenter(cfg.max_tc_frame) if cfg.segment_header else None
+        self._room = cfg.max_tc_frame - 7 - (1 if cfg.segment_header else 0)
+        self._tc_queue: deque[tuple[int, bytes]] = deque()
+        self._fdu_tickets: dict[int, list[int]] = {}
+        self._next_ticket = 0
+        self.deframer = CaduDeframer(cfg.tm, cfg.vcids)
+        self.reassemblers = {v: VcReassembler(cfg.max_packet) for v in cfg.vcids}
+        self.tracker = PacketTracker(cfg.gap_wait_s, cfg.request_retry_s, cfg.max_requests, cfg.dedup_memory,
+                                     cfg.no_request_apids, cfg.reack_s)
+        self.make_tc = make_tc
+        self.store_and_forward = store_and_forward and make_tc is not None
+        self._packets: deque[tuple[int, bytes]] = deque()
+        self._out: list[bytes] = []
+        self._events: list[UplinkEvent] = []
+        self._last_mc: int | None = None
+        self._last_mc_at = -math.inf
+        self._next_ack = start + cfg.ack_interval_s
+        self._pending_requests: deque[RangeRequest] = deque()
+        self.counters: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+
+    # -- uplink ------------------------------------------------------------------------------------
+    def send_tc(self, packet: bytes, now: float) -> int:
+        """Queue a telecommand for sequence-controlled (AD) transfer; returns its ticket.
+
+        Telecommands leave in the order given.  While FOP-1's window is full
+        they wait here, and short ones then share a frame (packet blocking).
+        Delivery to FARM-1 is reported as an ``UplinkEvent("delivered", ticket)``.
+        """
+        if len(packet) < 7:
+            raise ValueError(f"not a space packet ({len(packet)} octets)")
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._tc_queue.append((ticket, bytes(packet)))
+        self.counters["tcs_submitted"] += 1
+        self._pump(now)
+        return ticket
+
+    def send_bypass(self, packet: bytes, now: float) -> None:
+        """Expedited (BD) transfer: no sequence control, no retransmission (one frame only)."""
+        fdus = self.segmenter.split(packet) if self.segmenter else [bytes(packet)]
+        if len(fdus) != 1:
+            raise ValueError("a bypass telecommand must fit in one frame")
+        self.cop.submit_bd(fdus[0], now)
+        self._collect()
+
+    @property
+    def uplink_pending(self) -> int:
+        """Telecommands not yet known to be delivered."""
+        return len(self._tc_queue) + sum(len(t) for t in self._fdu_tickets.values())
+
+    def _pump(self, now: float) -> None:
+        """Turn queued telecommands into frame data units while COP-1 can take them."""
+        q = self._tc_queue
+        cop = self.cop
+        room = self._room
+        while q and not cop.backlog and cop.phase == CopUplink.RUNNING and self.fop.can_accept():
+            ticket, pkt = q[0]
+            if len(pkt) > room or not self.cfg.blocking:
+                q.popleft()
+                fdus = self.segmenter.split(pkt) if self.segmenter else [pkt]
+                tickets = [ticket]
+            else:
+                body = bytearray()
+                tickets = []
+                while q and len(q[0][1]) <= room - len(body):
+                    t, p = q.popleft()
+                    body += p
+                    tickets.append(t)
+                    if not self.cfg.blocking:
+                        break
+                fdus = [bytes([0xC0]) + bytes(body)] if self.segmenter else [bytes(body)]
+            for i, f in enumerate(fdus):
+                fid = cop.submit(f, now)
+                # the tickets are delivered with the last segment
+                self._fdu_tickets[fid] = tickets if i == len(fdus) - 1 else []
+        self._collect()
+
+    def _collect(self) -> None:
+        for f in self.cop.take_frames():
+            self._out.append(cltu_encode(f))
+            self.counters["cltus"] += 1
+        for e in self.cop.take_events():
+            if e.kind in ("delivered", "indeterminate") and e.fdu_id is not None:
+                for t in self._fdu_tickets.pop(e.fdu_id, ()):
+                    self._events.append(UplinkEvent(e.kind, t))
+                    self.counters[f"tcs_{e.kind}"] += 1
+            else:
+                self._events.append(e)
+
+    def take_output(self) -> list[bytes]:
+        self._collect()
+        out = self._out
+        self._out = []
+        return out
+
+    def take_events(self) -> list[UplinkEvent]:
+        self._collect()
+        out = self._events
+        self._events = []
+        return out
+
+    # -- downlink ----------------------------------------------------------------------------------
+    def receive(self, data: bytes, now: float) -> None:
+        """CADU octets from the downlink.  Never raises for any content."""
+        self._frames(self.deframer.feed(data), now)
+
+    def line_idle(self, now: float) -> None:
+        self._frames(self.deframer.flush(), now)
+
+    def _frames(self, items: list[TmFrame | Dropped], now: float) -> None:
+        for f in items:
+            if isinstance(f, Dropped):
+                self.drops[f.reason] += 1
+                continue
+            self._clcw(f, now)
+            self._pump(now)
+            r = self.reassemblers.get(f.vcid)
+            if r is None:
+                continue
+            for p in r.feed(f):
+                if isinstance(p, Dropped):
+                    self.drops[p.reason] += 1
+                    continue
+                if self.store_and_forward and not self.tracker.add(p, now):
+                    continue
+                self._packets.append((f.vcid, p))
+        self._collect()
+
+    def _clcw(self, f: TmFrame, now: float) -> None:
+        c = f.clcw
+        if c is None:
+            return
+        last = self._last_mc
+        if last is not None and now - self._last_mc_at < self.cfg.clcw_stale_s \
+                and not 0 < ((f.mc_count - last) & 0xFF) < 128:
+            self.counters["clcw_stale"] += 1
+            return
+        self._last_mc = f.mc_count
+        self._last_mc_at = now
+        self.counters["clcws"] += 1
+        self.cop.on_clcw(c, now)
+
+    def take_packets(self) -> list[tuple[int, bytes]]:
+        """(virtual channel, packet) in arrival order, duplicates removed."""
+        out = list(self._packets)
+        self._packets.clear()
+        return out
+
+    # -- time ----------------------------------------------------------------------------------------
+    def next_deadline(self) -> float:
+        t = self.cop.next_deadline()
+        if self.store_and_forward:
+            t = min(t, self._next_ack)
+        return t
+
+    def run_due(self, now: float) -> None:
+        self.cop.run_due(now)
+        if self.store_and_forward and now >= self._next_ack:
+            self._next_ack = now + self.cfg.ack_interval_s
+            self._store_and_forward(now)
+        self._pump(now)
+
+    def _store_and_forward(self, now: float) -> None:
+        assert self.make_tc is not None
+        q = self._pending_requests
+        q.extend(self.tracker.acks(now))
+        q.extend(self.tracker.gaps(now))
+        for _ in range(min(len(q), self.cfg.max_requests_per_interval)):
+            r = q.popleft()
+            name = "STORE_ACK_RANGE" if r.kind == "ack" else "STORE_RETRANSMIT_RANGE"
+            self.send_tc(self.make_tc(name, r.args()), now)
+            self.counters[f"{r.kind}_requests"] += 1
+
+    def stats(self) -> dict[str, int]:
+        d: dict[str, int] = dict(self.counters)
+        d.update({f"fop_{k}": v for k, v in self.fop.stats().items()})
+        d.update({f"tm_{k}": v for k, v in self.deframer.stats().items()})
+        for v, r in self.reassemblers.items():
+            d.update({f"vc{v}_{k}": n for k, n in r.stats().items()})
+        d.update({f"tracker_{k}": v for k, v in self.tracker.counters.items()})
+        d["cop_pending"] = self.cop.pending
+        d["cop_delivered"] = self.cop.delivered
+        d["cop_indeterminate"] = self.cop.indeterminate
+        return d

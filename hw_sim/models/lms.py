@@ -1,0 +1,130 @@
+"""LMS model: magnetotelluric sounder; deploy four electrodes and a mast, then sample E and B fields.
+
+In DEPLOY mode, ``<L>_DEPLOY`` launches one electrode (``config.throw_time_s``)
+or extends the magnetometer mast (``config.mast_time_s``); it completes when
+the item is out (``<L>_ITEM_DEPLOYED``).  An item already out fails with
+ALREADY_DONE, and a second deployment while one is under way with BUSY.
+
+In SCIENCE mode the LMS samples at ``config.sample_sps``: two electric
+dipoles (electrodes 1-2 and 3-4) and three magnetic axes, one packet a
+second (as many samples as the ``<L>_FIELDS`` layout holds).  A channel
+whose sensor is not deployed reads 0 and its bit in ``<L>_DIPOLES`` is
+clear.  The magnetic field is a seeded random walk (a few nT); the electric
+field follows it through a surface impedance, plus noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fsw.core.timers import Periodic
+from fsw.dictionary import Command, Dictionary, System
+from fsw.protocol.pus import PusTc
+
+from .unit import Rng, UnitFailure, UnitModel
+
+ELECTRODES = ("ELECTRODE_1", "ELECTRODE_2", "ELECTRODE_3", "ELECTRODE_4")
+IMPEDANCE_UV_M_PER_NT = 8.0     # |E| / |B| of the surface impedance, (uV/m) per nT
+
+
+class LmsModel(UnitModel):
+    def __init__(self, dictionary: Dictionary, system: System, rng: Rng, powered: bool = True) -> None:
+        super().__init__(dictionary, system, rng, powered)
+        n = system.name
+        cfg = system.config
+        self.fields_pkt = system.packet(f"{n}_FIELDS")
+        self.n = self.fields_pkt.param(f"{n}_E1").count
+        self.sps = float(cfg.get("sample_sps", 20))
+        if self.sps <= 0:
+            raise ValueError(f"{n}: sample_sps must be positive")
+        self.throw_s = float(cfg.get("throw_time_s", 5.0))
+        self.mast_s = float(cfg.get("mast_time_s", 60.0))
+        self.deployed: set[str] = set()     # electrodes and mast stay out through power cycles
+        self.deploying: str | None = None
+        self._deploy_tc: dict[int, str] = {}
+        self.sample_index = 0
+        self.b = [0.0, 0.0, 0.0]
+        self._sampler: Periodic | None = None
+
+    def on_boot(self, now: float) -> None:
+        self.sample_index = 0
+        period = self.n / self.sps
+        self._sampler = self.timers.every(period, self._tick, now + period)
+
+    def on_power_off(self, now: float) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        self.deploying = None  # an interrupted launch never happened
+
+    # -- deployment ----------------------------------------------------------------------
+    def check(self, cmd: Command, args: dict, now: float) -> None:
+        if cmd.name == f"{self.system.name}_DEPLOY":
+            if args["item"] in self.deployed:
+                raise UnitFailure("ALREADY_DONE")
+            if self.deploying is not None:
+                raise UnitFailure("BUSY")
+
+    def execute(self, cmd: Command, args: dict, tc: PusTc, now: float) -> float | None:
+        if cmd.name == f"{self.system.name}_DEPLOY":
+            item = args["item"]
+            self.deploying = item
+            self._deploy_tc[tc.request_id] = item
+            t_end = now + (self.mast_s if item == "MAST" else self.throw_s)
+            self.timers.call_at(t_end, lambda t, i=item: self._deployed(i, t))
+            return t_end
+        return super().execute(cmd, args, tc, now)
+
+    def _deployed(self, item: str, now: float) -> None:
+        if self.deploying != item or not self.powered:
+            return
+        self.deploying = None
+        self.deployed.add(item)
+        n = self.system.name
+        if self.answering(now):
+            self.emit(f"{n}_ITEM_DEPLOYED", now, **{f"{n}_ITEM": item})
+
+    def complete(self, tc: PusTc, now: float) -> None:
+        # the deployment timer ran first (filed earlier); a launch cut short by a power cycle failed
+        item = self._deploy_tc.pop(tc.request_id, None)
+        if item is not None and item not in self.deployed:
+            self.send(self.verifier.complete_fail(tc, "EXECUTION_FAILED", self.local_time(now)))
+            return
+        super().complete(tc, now)
+
+    # -- science ----------------------------------------------------------------------------
+    def dipoles(self) -> int:
+        d = self.deployed
+        return ((1 if {"ELECTRODE_1", "ELECTRODE_2"} <= d else 0) | (2 if {"ELECTRODE_3", "ELECTRODE_4"} <= d else 0)
+                | (4 if "MAST" in d else 0))
+
+    def _tick(self, now: float) -> None:
+        if not self.answering(now) or self.mode != "SCIENCE":
+            return
+        n = self.system.name
+        mask = self.dipoles()
+        chans: dict[str, list[float]] = {k: [] for k in ("E1", "E2", "BX", "BY", "BZ")}
+        for _ in range(self.n):
+            for k in range(3):
+                self.b[k] = 0.98 * self.b[k] + self.rng.gauss(0.0, 0.4)
+            e1 = IMPEDANCE_UV_M_PER_NT * self.b[1] + self.rng.gauss(0.0, 0.5)
+            e2 = -IMPEDANCE_UV_M_PER_NT * self.b[0] + self.rng.gauss(0.0, 0.5)
+            chans["E1"].append(e1 if mask & 1 else 0.0)
+            chans["E2"].append(e2 if mask & 2 else 0.0)
+            for axis, k in (("BX", 0), ("BY", 1), ("BZ", 2)):
+                chans[axis].append(self.b[k] + self.rng.gauss(0.0, 0.02) if mask & 4 else 0.0)
+        values: dict[str, Any] = {f"{n}_{k}": v for k, v in chans.items()}
+        values[f"{n}_SCI_FIRST"] = self.sample_index
+        values[f"{n}_DIPOLES"] = mask
+        self.sample_index += self.n
+        self.send_science(self.fields_pkt, values, now)
+
+    def param_value(self, p: Any, now: float) -> Any:
+        n = self.system.name
+        if p.name == f"{n}_ELECTRODES_OUT":
+            return sum(1 for e in ELECTRODES if e in self.deployed)
+        if p.name == f"{n}_MAST_DEPLOYED":
+            return "MAST" in self.deployed
+        if p.name == f"{n}_BUS_I":
+            return self.power_w(now) / 28.0
+        return super().param_value(p, now)
