@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## run the main job: the reference demonstration
 run: $(STAMP)
-	$(PY) -m ground demo
+	$(PY) -m ground mission
 
 ## run the whole test suite (unit, simulated-time and real pseudo-terminal tests)
 test: $(STAMP)

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a port's baud rate (default: the unit's baud from the dictionary; ground 115200)")
     p.add_argument("--state-dir", metavar="DIR",
                    help="durable state directory (restart counters, phase, deploy records); default RUN_DIR/state")
+    p.add_argument("--provision", action="store_true",
+                   help="integration step: record the deploy units as stowed and never fired in the state "
+                        "directory, where no record exists yet (a missing record otherwise reads UNKNOWN and "
+                        "blocks firing until a ground override)")
     p.add_argument("--phase", default=None, metavar="PHASE",
                    help="mission phase to start in when no durable state says otherwise (default PRELAUNCH)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run until interrupted)")
@@ -107,7 +111,25 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"fsw: cannot use state directory {state_dir}: {exc}", file=sys.stderr)
         return 2
-    fsw = build_flight_software(dictionary, store, {"initial_phase": args.phase or "PRELAUNCH"})
+    from .io.library import onboard_library
+
+    if args.provision:
+        from .core.deploy import provision
+
+        done = provision(store, [u.name for u in dictionary.systems_of_kind("deploy")])
+        if not args.quiet:
+            print(f"fsw: provisioned {', '.join(done) or 'nothing (records already present)'}", file=sys.stderr)
+
+    try:
+        library = onboard_library(args.dictionary)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"fsw: cannot read the onboard library: {exc}", file=sys.stderr)
+        return 2
+    try:
+        fsw = build_flight_software(dictionary, store, {"initial_phase": args.phase or "PRELAUNCH", **library})
+    except ValueError as exc:
+        print(f"fsw: {exc}", file=sys.stderr)
+        return 2
 
     def report(port: str):
         def on_event(kind: str, detail: str) -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from fsw.dictionary import Dictionary
 from fsw.protocol import PusTc
 
 from .archive_query import ParamLocation, command_state

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from fsw.dictionary import ArgumentError, Dictionary, DictionaryError, load_dictionary
 
-from .commanding import HazardousCommandError, build_tc, parse_cli_args, resolve_command
+from .commanding import HazardousCommandError, build_tc, confirm_target, parse_cli_args, resolve_command
 from .decoding import detect_format, iter_file_records
 from .verification import VerificationResult, VerificationUpdate
 
@@ -235,24 +235,25 @@ def add_send_parser(subparsers: Any) -> None:
     p.add_argument("--timeout", metavar="S", type=positive(float), default=None,
                    help="seconds to wait for completion (default: the command's timeout_s in the dictionary)")
     p.add_argument("--confirm", metavar="SYSTEM", default=None,
-                   help="for hazardous commands: the name of the unit addressed, typed out as confirmation")
+                   help="for hazardous commands: the name of the unit the command acts on (e.g. ALPINE for "
+                        "DEPLOY_FIRE unit=ALPINE), typed out as confirmation")
     p.add_argument("--json", action="store_true", help="print one JSON object per line instead of text")
     p.add_argument("command", metavar="COMMAND", help="command name (see: ground dictionary list)")
     p.add_argument("args", metavar="arg=value", nargs="*", help="command arguments, e.g. mode=SCIENCE")
     p.set_defaults(handler=cmd_send)
 
 
-def _confirm_interactively(cmd: Any) -> str:
+def _confirm_interactively(cmd: Any, target: str) -> str:
     if not sys.stdin.isatty():
-        raise UsageError(f"{cmd.name} is hazardous: pass --confirm {cmd.system} to send it (no terminal to ask); "
+        raise UsageError(f"{cmd.name} is hazardous: pass --confirm {target} to send it (no terminal to ask); "
                          "nothing was sent")
     print(f"{cmd.name} is HAZARDOUS: {cmd.description or 'no description'}", file=sys.stderr)
-    print(f"Type the unit name ({cmd.system}) to send it: ", end="", file=sys.stderr, flush=True)
+    print(f"Type the unit name ({target}) to send it: ", end="", file=sys.stderr, flush=True)
     try:
         typed = input()  # the prompt went to stderr: stdout stays clean for --json
     except EOFError:
         typed = ""
-    if typed.strip().upper() != cmd.system:
+    if typed.strip().upper() != target:
         raise UsageError(f"{cmd.name} not confirmed; nothing was sent")
     return typed.strip()
 
@@ -281,7 +282,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise UsageError(str(exc.args[0])) from None
     confirm = args.confirm
     if cmd.hazardous and confirm is None:
-        confirm = _confirm_interactively(cmd)
+        try:
+            target = confirm_target(d, cmd, cli_args)
+        except (KeyError, ValueError):
+            target = cmd.system
+        confirm = _confirm_interactively(cmd, target)
     try:
         build_tc(d, cmd.name, cli_args, cmd.system, 0, confirm=confirm)  # validate before opening the link
     except ArgumentError as exc:
@@ -622,9 +627,32 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _operations() -> list[Callable[[Any], Any]]:
+    """Archive, replay, export and plot subcommands (ground.cli_ops), and ``dictionary export``."""
+    from . import cli_ops
+
+    if cli_ops.add_dictionary_export_parser not in DICTIONARY_ACTIONS:
+        DICTIONARY_ACTIONS.append(cli_ops.add_dictionary_export_parser)
+    return [cli_ops.add_archive_parser, cli_ops.add_replay_parser, cli_ops.add_export_parser,
+            cli_ops.add_plot_parser]
+
+
+def _more() -> list[Callable[[Any], Any]]:
+    """Missions, the pseudo-terminal demo, procedures and the console (each imported lazily)."""
+    def lazy(module: str, name: str) -> Callable[[Any], Any]:
+        def add(subparsers: Any) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(module, __package__), name)(subparsers)
+        add.__name__ = name  # code that checks what is registered goes by the name
+        return add
+    return [lazy(".mission", "add_mission_parser"), lazy(".demo", "add_demo_parser"),
+            lazy(".procedures_cli", "add_procedure_parser"), lazy(".console", "add_console_parser")]
+
+
 #: every subcommand: ``add_<name>_parser(subparsers)``; append new ones here
 SUBCOMMANDS: list[Callable[[Any], Any]] = [add_send_parser, add_monitor_parser, add_decode_parser,
-                                           add_dictionary_parser]
+                                           add_dictionary_parser, *_operations(), *_more()]
 
 
 def build_parser() -> argparse.ArgumentParser:

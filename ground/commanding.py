@@ -23,16 +23,39 @@ GROUND_SOURCE_ID: Final = 0
 
 
 class HazardousCommandError(ValueError):
-    """A hazardous command was built without confirming the unit it addresses."""
+    """A hazardous command was built without confirming the unit it acts on."""
 
-    def __init__(self, command: Command, confirm: str | None) -> None:
+    def __init__(self, command: Command, confirm: str | None, target: str | None = None) -> None:
+        target = target or command.system
         if confirm:
             msg = (f"{command.name} is hazardous: confirmation {confirm!r} does not match the unit "
-                   f"{command.system}; nothing was sent")
+                   f"{target}; nothing was sent")
         else:
-            msg = f"{command.name} is hazardous: confirm it with the unit name {command.system}; nothing was sent"
+            msg = f"{command.name} is hazardous: confirm it with the unit name {target}; nothing was sent"
         super().__init__(msg)
         self.command = command
+        self.target = target
+
+
+def confirm_target(d: Dictionary, cmd: Command, args: Mapping[str, Any]) -> str:
+    """The name an operator must give to confirm a hazardous command: the unit it acts on.
+
+    That is the value of its first argument whose enumeration labels are all unit names
+    (``DEPLOY_FIRE unit=ALPINE`` acts on ALPINE), otherwise the unit it is addressed to.
+    """
+    units = {"GROUND"}
+    for s in d.systems:
+        units.add(s.name)
+        if s.port:
+            units.add(s.port.upper())
+    for a in cmd.args:
+        if a.enum is not None and a.enum.values and all(label in units for label in a.enum.values):
+            v = args.get(a.name, a.default)
+            if isinstance(v, str) and v.upper() in a.enum.values:
+                return v.upper()
+            if isinstance(v, int) and not isinstance(v, bool) and v in a.enum.labels:
+                return a.enum.labels[v]
+    return cmd.system
 
 
 def _close(word: str, choices: Iterable[str]) -> str:
@@ -97,8 +120,10 @@ def build_tc(dictionary: Dictionary, name: str, args: Mapping[str, Any] | None =
     :raises ValueError: ``seq_count`` or ``source_id`` out of range
     """
     cmd = resolve_command(dictionary, name, system)
-    if cmd.hazardous and (confirm is None or confirm.strip().upper() != cmd.system):
-        raise HazardousCommandError(cmd, confirm)
+    if cmd.hazardous:
+        target = confirm_target(dictionary, cmd, dict(args or {}))
+        if confirm is None or confirm.strip().upper() != target:
+            raise HazardousCommandError(cmd, confirm, target)
     app_data = dictionary.encode_command(cmd, dict(args or {}))
     if not 0 <= seq_count <= MAX_SEQ_COUNT:
         raise ValueError(f"sequence count {seq_count} outside 0..{MAX_SEQ_COUNT}")

@@ -21,14 +21,17 @@ are methods.  Two simplifications, both documented in ``docs/spacelink.md``:
 actually uses.  It keeps an unbounded backlog of FDUs, (re)initialises the
 AD service from the first fresh CLCW, and recovers from every alert
 *without repeating a telecommand*: after an alert it waits ``settle_s``
-(long enough for any frame still on the link to land), reads V(R) from a
-CLCW that arrived after that, counts the purged frames below V(R) as
-delivered, puts the others back at the head of the backlog, sets V(S) to
-V(R) and starts again (with an Unlock when the CLCW shows Lockout, Wait or
-Retransmit; an Unlock never moves V(R), so it cannot re-open a sequence
-number).  If V(R) is outside the range of the purged frames (the FARM was
-reset or set by someone else) the purged frames are reported
-``indeterminate`` and *not* resent.
+(long enough for any frame still on the link to land), then reads V(R) from
+a CLCW that arrived after that.  Every FDU keeps the N(S) it was last sent
+with until it is known to be delivered, so the unconfirmed FDUs that were
+ever sent sit at the head of the backlog with consecutive N(S): those below
+V(R) were delivered, the others go again with the very same N(S) (V(S) is
+set to V(R)), and a copy still travelling on the link can only ever be
+accepted for the FDU it carries.  The AD service restarts with an Unlock
+when the CLCW shows Lockout, Wait or Retransmit (an Unlock never moves
+V(R)).  If V(R) is outside the numbers those FDUs were sent with (the FARM
+was reset or set by someone else) they are reported ``indeterminate`` and
+*not* resent.
 """
 
 from __future__ import annotations
@@ -218,6 +221,11 @@ class Fop1:
 
     def can_accept(self) -> bool:
         return self.state in (_S1, _S2, _S3) and len(self.wait_queue) < self.max_wait
+
+    @property
+    def window_open(self) -> bool:
+        """A new FDU requested now would be transmitted at once."""
+        return self.state in (_S1, _S2) and not self.wait_queue and ((self.vs - self.nnr) & 0xFF) < self.k
 
     # -- requests (E19-E22) ----------------------------------------------------------------
     def request_ad(self, data: bytes, now: float, fdu_id: int | None = None) -> int | None:
@@ -512,8 +520,7 @@ class CopUplink:
         self.backlog: deque[tuple[int, bytes]] = deque()
         self._data: dict[int, bytes] = {}
         self._ns: dict[int, int] = {}
-        self._limbo: list[tuple[int, int | None]] = []
-        self._limbo_range: tuple[int, int] | None = None
+        self._limbo: list[int] = []
         self._events: list[UplinkEvent] = []
         self._next_id = 0
         self.delivered = 0
@@ -596,10 +603,9 @@ class CopUplink:
                 self._delivered(n.fdu_id)
             elif n.kind in ("negative", "reject") and n.fdu_id is not None:
                 if n.fdu_id in self._data:
-                    self._limbo.append((n.fdu_id, self._ns.get(n.fdu_id)))
+                    self._limbo.append(n.fdu_id)
             elif n.kind == "alert":
                 self._events.append(UplinkEvent("alert", code=n.code))
-                self._limbo_range = (self.fop.nnr, self.fop.vs)
                 self.phase = self.SETTLING
                 self._settle_until = now + self.settle_s
             elif n.kind == "suspend":
@@ -614,33 +620,43 @@ class CopUplink:
             self._events.append(UplinkEvent("delivered", fid))
 
     def _synchronise(self, c: Clcw, now: float) -> None:
-        """(Re)start the AD service from a CLCW that reflects every frame sent before the alert."""
+        """(Re)start the AD service from a CLCW that reflects every frame sent before the alert.
+
+        Every FDU keeps the N(S) it was last sent with until it is known to be
+        delivered, and FDUs are always sent in order, so the not-yet-confirmed
+        FDUs that were ever sent sit at the head of the backlog with
+        consecutive N(S) from ``base``.  N(R) = ``base + j`` says the first ``j``
+        of them were accepted; the others go again with the very same N(S),
+        so even a copy still travelling on the link can only ever be accepted
+        for the FDU it carries.
+        """
         nr = c.report_value
-        limbo = [(fid, ns) for fid, ns in self._limbo if fid in self._data]
+        back = sorted(set(fid for fid in self._limbo if fid in self._data))
         self._limbo = []
-        back: list[int] = []
-        if limbo:
-            lo, hi = self._limbo_range if self._limbo_range is not None else (nr, nr)
-            known = _in_range(nr, lo, hi)
-            for fid, ns in limbo:
-                if ns is None:
-                    back.append(fid)
-                elif not known:
+        for fid in reversed(back):
+            self.backlog.appendleft((fid, self._data[fid]))
+        head: list[int] = []
+        for fid, _ in self.backlog:
+            ns = self._ns.get(fid)
+            if ns is None or (head and ns != (self._ns[head[0]] + len(head)) & 0xFF):
+                break
+            head.append(fid)
+        if head:
+            self.recoveries += 1
+            base = self._ns[head[0]]
+            accepted = (nr - base) & 0xFF
+            if accepted <= len(head):
+                for fid in head[:accepted]:
+                    self.backlog.popleft()
+                    self._delivered(fid)
+            else:
+                # V(R) is not where anything we sent could have put it: the outcome of these is unknown
+                for fid in head:
+                    self.backlog.popleft()
                     self._data.pop(fid, None)
                     self._ns.pop(fid, None)
                     self.indeterminate += 1
                     self._events.append(UplinkEvent("indeterminate", fid))
-                elif ((ns - lo) & 0xFF) < ((nr - lo) & 0xFF):
-                    self._delivered(fid)
-                else:
-                    back.append(fid)
-            self.recoveries += 1
-        # purged FDUs go back to the head of the backlog, in their original order
-        order = sorted(back)
-        for fid in reversed(order):
-            self._ns.pop(fid, None)
-            self.backlog.appendleft((fid, self._data[fid]))
-        self._limbo_range = None
         fop = self.fop
         fop.set_vs(nr)
         if c.lockout or c.wait or c.retransmit:

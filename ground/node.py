@@ -38,6 +38,7 @@ class GroundNode(Node):
         self.results: list[VerificationResult] = []
         self._observers: list[Callable[[dict], None]] = []
         self._expiry = None
+        self._lander = dictionary.lander.name
 
     def on_record(self, fn: Callable[[dict], None]) -> None:
         self._observers.append(fn)
@@ -53,6 +54,34 @@ class GroundNode(Node):
         self.send_packet(PORT, tc.pack())
         self.tracker.add_tc(tc, now, timeout if timeout is not None else cmd.timeout_s, cmd.name)
         self.counts["tc_sent"] += 1
+        self._arm_expiry()
+        return tc
+
+    def send_raw(self, name: str, app_data: bytes, now: float, system: str | None = None,
+                 timeout: float | None = None) -> PusTc:
+        """Send a command whose dictionary entry is ``raw`` (its application data is built by the caller,
+        e.g. a PUS 11 insert made with :func:`fsw.core.schedule.encode_insert`)."""
+        cmd = resolve_command(self.dictionary, name, system)
+        if not cmd.raw:
+            raise ValueError(f"{cmd.name} is not a raw command: use send()")
+        head = b"" if cmd.function_id is None else cmd.function_id.to_bytes(2, "big")
+        tc = PusTc(cmd.apid, cmd.service, cmd.subservice, head + bytes(app_data), seq_count=self.seq.peek(cmd.apid),
+                   source_id=self.source_id)
+        self.seq.advance(cmd.apid)
+        self.send_packet(PORT, tc.pack())
+        self.tracker.add_tc(tc, now, timeout if timeout is not None else cmd.timeout_s, cmd.name)
+        self.counts["tc_sent"] += 1
+        self._arm_expiry()
+        return tc
+
+    def prepare(self, name: str, now: float, release: float, system: str | None = None,
+                confirm: str | None = None, args: Mapping[str, Any] | None = None) -> PusTc:
+        """Build (not send) a command for the onboard schedule, tracked until ``release`` plus its time-out."""
+        cmd = resolve_command(self.dictionary, name, system)
+        tc = build_tc(self.dictionary, cmd.name, dict(args or {}), cmd.system, self.seq.peek(cmd.apid),
+                      self.source_id, confirm=confirm)
+        self.seq.advance(cmd.apid)
+        self.tracker.add_tc(tc, now, max(0.0, release - now) + cmd.timeout_s, cmd.name)
         self._arm_expiry()
         return tc
 
@@ -100,8 +129,16 @@ class GroundNode(Node):
         params = rec.get("params")
         if params and rec.get("packet_type") == "TM":
             t = rec.get("time", now)
+            latest = self.latest
             for k, v in params.items():
-                self.latest[k] = (t, v)
+                latest[k] = (t, v)
+            if rec.get("system") == self._lander and not rec.get("event"):
+                # per-instance lander reports (PAYLOAD_HK per unit, DEPLOY_HK, LINK_HK per port): keyed by
+                # their first, enumerated parameter too, as PARAM@INSTANCE (e.g. DEP_STATE@ALPINE)
+                first = next(iter(params.values()))
+                if isinstance(first, str):
+                    for k, v in params.items():
+                        latest[f"{k}@{first}"] = (t, v)
         for fn in self._observers:
             fn(rec)
 
@@ -112,5 +149,6 @@ class GroundNode(Node):
             fn(rec)
 
     def value(self, name: str, default: Any = None) -> Any:
+        """Latest value of ``PARAM`` or, for per-instance lander reports, ``PARAM@INSTANCE``."""
         v = self.latest.get(name)
         return default if v is None else v[1]

@@ -71,6 +71,8 @@ class GroundLinkConfig:
     request_retry_s: float = 120.0
     max_requests: int = 5
     dedup_memory: int = 200_000
+    #: a gap of more packets than an APID makes at this rate over its time span is a counter restart
+    max_packet_rate: float = 500.0
     #: a duplicate of a packet already acknowledged is acknowledged again only after this long
     reack_s: float = 60.0
     #: APIDs whose gaps are never requested (their packets are not stored on board)
@@ -108,9 +110,10 @@ def _key_of(packet: bytes) -> tuple[int, int, int]:
 
 
 class _Apid:
-    __slots__ = ("order", "unacked", "gaps")
+    __slots__ = ("order", "unacked", "gaps", "pruned")
 
     def __init__(self) -> None:
+        self.pruned = False                             # older packets were forgotten (all known or given up)
         self.order: list[tuple[int, int]] = []          # (cuc, seq) received, time order
         self.unacked: list[tuple[int, int]] = []
         self.gaps: dict[tuple[tuple[int, int], tuple[int, int]], list[float]] = {}  # -> [first seen, last req, n]
@@ -120,8 +123,10 @@ class PacketTracker:
     """Per-APID bookkeeping of what arrived: duplicates, acknowledgements, gaps.  Pure."""
 
     def __init__(self, gap_wait_s: float = 60.0, request_retry_s: float = 120.0, max_requests: int = 5,
-                 dedup_memory: int = 200_000, no_request_apids: Iterable[int] = (), reack_s: float = 60.0) -> None:
+                 dedup_memory: int = 200_000, no_request_apids: Iterable[int] = (), reack_s: float = 60.0,
+                 max_rate: float = 500.0) -> None:
         self.reack_s = reack_s
+        self.max_rate = max_rate
         self.gap_wait_s = gap_wait_s
         self.request_retry_s = request_retry_s
         self.max_requests = max_requests
@@ -155,6 +160,8 @@ class PacketTracker:
         item = (cuc, seq)
         if not a.order or item > a.order[-1]:
             a.order.append(item)
+        elif a.pruned and item < a.order[0]:
+            self.counters["late_packets"] += 1         # behind what was settled: acknowledge, no gap search
         else:
             bisect.insort(a.order, item)
         a.unacked.append(item)
@@ -203,7 +210,12 @@ class PacketTracker:
                 g = a.gaps.get(key)
                 if g is None:
                     g = a.gaps[key] = [now, -math.inf, 0]
-                    self.counters["gaps_seen"] += 1
+                    if missing > self.max_rate * max(1.0, (q[0] - p[0]) / 65536.0):
+                        # more packets "missing" than the source could have made: its counter restarted
+                        g[2] = self.max_requests
+                        self.counters["counter_resets"] += 1
+                    else:
+                        self.counters["gaps_seen"] += 1
                 if g[2] >= self.max_requests:
                     continue  # given up: reported once as lost
                 if first_open is None:
@@ -229,6 +241,7 @@ class PacketTracker:
             cut = (first_open if first_open is not None else len(order) - 1)
             if cut > 0 and not a.unacked:
                 del order[:cut]
+                a.pruned = True
         self.counters["retransmit_ranges"] += len(out)
         return out
 
@@ -264,7 +277,7 @@ class SpaceLinkGround:
         self.deframer = CaduDeframer(cfg.tm, cfg.vcids)
         self.reassemblers = {v: VcReassembler(cfg.max_packet) for v in cfg.vcids}
         self.tracker = PacketTracker(cfg.gap_wait_s, cfg.request_retry_s, cfg.max_requests, cfg.dedup_memory,
-                                     cfg.no_request_apids, cfg.reack_s)
+                                     cfg.no_request_apids, cfg.reack_s, cfg.max_packet_rate)
         self.make_tc = make_tc
         self.store_and_forward = store_and_forward and make_tc is not None
         self._packets: deque[tuple[int, bytes]] = deque()
@@ -312,7 +325,8 @@ class SpaceLinkGround:
         q = self._tc_queue
         cop = self.cop
         room = self._room
-        while q and not cop.backlog and cop.phase == CopUplink.RUNNING and self.fop.can_accept():
+        # FDUs are made just in time (when FOP-1 would send them at once), so that queued TCs share frames
+        while q and not cop.backlog and cop.phase == CopUplink.RUNNING and self.fop.window_open:
             ticket, pkt = q[0]
             if len(pkt) > room or not self.cfg.blocking:
                 q.popleft()

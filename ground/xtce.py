@@ -176,7 +176,7 @@ class _Builder:
             sig: tuple = ("enum", p.type, p.enum.name, tuple(sorted(p.enum.values.items())))
             base = f"{p.enum.name}_{p.type}_Type"
         else:
-            sig = ("plain", p.type, p.unit, cal_sig, lim_sig)
+            sig = ("plain", p.name, p.type, p.unit, cal_sig, lim_sig)
             base = f"{p.name}_Type"
         name = self._types.get(sig)
         if name is not None:

@@ -84,7 +84,7 @@ class Hardware:
             elif self.pdu is not None:
                 for ch in self.pdu.channels.values():
                     if ch.unit == model.system.name:
-                        ch.fault_extra_a = 0.0
+                        self.pdu.clear_fault(ch.name)
         elif hasattr(model, "inject_fault"):
             model.inject_fault(kind)
         else:

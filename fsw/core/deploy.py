@@ -497,7 +497,10 @@ class DeployManager:
         if p is None:
             later(False, "no power controller")
             return
-        p.switch(u.name, on, now, later)
+        try:
+            p.switch(u.name, on, now, later)
+        except KeyError:  # the PDU has no channel for this unit
+            later(False, "no PDU channel")
 
     def _callback(self, now: float, cb: Callable[[bool, Any], None], ok: bool, code: Any) -> None:
         self._now = now
@@ -757,12 +760,18 @@ class DeployManager:
             pending.fail("EXECUTION_FAILED", now, self.reasons.values[reason])
 
     def _cmd_disarm(self, cmd: Command, args: dict, tc: PusTc, now: float) -> None:
-        """Never refused: clear every arm, and command the named unit's inhibits back in place."""
+        """Never refused: clear every arm, and command the named unit's inhibits back in place.
+
+        A fire in progress on the unit is aborted: the unit ends FAILED (reason DISARM), since nobody can
+        say whether the interrupted attempt released it; ground then overrides.
+        """
         self._now = now
         u = self._unit_of(args)
         was = u.state
         self._clear_all_arms(now, "DISARM")
-        if was not in ("ARMING", "ARMED") and u.state not in ("FIRING", "COOLDOWN"):
+        if u.state in ("FIRING", "COOLDOWN"):
+            self._failed(u, now, "DISARM")
+        elif was not in ("ARMING", "ARMED"):
             self._safe_hw(u, now)
 
     def _cmd_override(self, cmd: Command, args: dict, tc: PusTc, now: float) -> None:

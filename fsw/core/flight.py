@@ -44,6 +44,10 @@ from .state import MemoryStore, StateStore, load_record, save_record
 from .timers import Periodic
 
 
+#: payload manager states in which a payload is powered (see fsw.core.payloads)
+POWERED_STATES = frozenset({"BOOTING", "IDLE", "OPERATING"})
+
+
 class CommandFailure(Exception):
     """Raised by a command handler: the TC fails with this PUS-1 failure code."""
 
@@ -149,6 +153,7 @@ class Counters:
     tc_routed: int = 0
     tm_forwarded: int = 0
     events_sent: int = 0
+    tm_unsent: int = 0   # telemetry produced while the ground link was down (counted, not silently lost)
     extra: dict = field(default_factory=dict)
 
 
@@ -192,6 +197,7 @@ class FlightSoftware(Node):
         self.hk.register("LANDER_HK", self._lander_hk)
         self.hk.register("LINK_HK", self._link_hk)
         self.phases = PhaseManager(self, initial_phase)
+        self._init_unit_hk()
 
     # -- plug-in points ---------------------------------------------------------
     def register_command(self, name: str, handler: Handler) -> None:
@@ -237,6 +243,8 @@ class FlightSoftware(Node):
 
     # -- output helpers ----------------------------------------------------------
     def send_tm(self, packet: bytes) -> None:
+        if not self.port_stats[self.GROUND].up:
+            self.counters.tm_unsent += 1
         self.send_packet(self.GROUND, packet)
 
     def _emit_report(self, packet: bytes | None) -> None:
@@ -366,17 +374,92 @@ class FlightSoftware(Node):
 
     # -- periodic work -----------------------------------------------------------
     def _time_at_the_tone(self, now: float) -> None:
+        """PUS 9: after each 1 PPS pulse, the time of the pulse to every payload that is powered."""
         data = self.dictionary.encode_tm(self._time_report, {"RATE_EXP": 0, "TONE_TIME": now})
         for u in self.units:
-            if self.port_stats[u.port].up:
+            if u.kind == "payload" and self._listening(u):
                 self.send_to_unit(u, self.tm.make(9, 2, data, now))
+
+    def _listening(self, unit: System) -> bool:
+        """The unit's line is up and, for a payload, the payload manager has it powered."""
+        if not self.port_stats[unit.port].up:
+            return False
+        manager = getattr(self, "payloads", None)
+        p = manager.payloads.get(unit.name) if manager is not None else None
+        return p is None or p.state in POWERED_STATES
+
+    # -- unit housekeeping rates by phase ------------------------------------------
+    #: source id of the telecommands this controller sends; their reports stay on board
+    HK_CONTROL_SOURCE = 0xFF01
+
+    def _init_unit_hk(self) -> None:
+        self._unit_hk_applied: dict[str, float | None] = {u.name: None for u in self.units}
+        self._unit_last_hk: dict[str, float] = {}
+        self._hk_seq: dict[int, int] = {}
+        self.counters.extra["unit_hk_commands"] = 0
+        self.add_tm_listener(self._unit_hk_seen)
+        self.add_tm_consumer(self._unit_hk_consume)
+        self.phases.on_change(lambda old, new, now: self._apply_unit_hk_all(now))
+        self.on_start(self._apply_unit_hk_all)
+
+    def unit_hk_factor(self, unit: System) -> float:
+        return self.phases.current.unit_hk_factor(unit.kind)
+
+    def _apply_unit_hk_all(self, now: float) -> None:
+        for u in self.units:
+            if self._listening(u):
+                self._apply_unit_hk(u, now)
+            else:
+                self._unit_hk_applied[u.name] = None  # applied when it is next heard
+
+    def _apply_unit_hk(self, unit: System, now: float) -> None:
+        """Set each of the unit's housekeeping structures to the phase's rate (or disable it)."""
+        factor = self.unit_hk_factor(unit)
+        if self._unit_hk_applied.get(unit.name) == factor:
+            return
+        self._unit_hk_applied[unit.name] = factor
+        for pkt in unit.telemetry:
+            if pkt.category != "hk" or pkt.sid is None:
+                continue
+            if factor <= 0:
+                self._unit_tc(unit, "HK_DISABLE", {"sid": pkt.sid})
+                continue
+            base = pkt.period_s or unit.hk_period_s
+            period_ms = int(round(base * factor * 1000))
+            self._unit_tc(unit, "HK_SET_PERIOD", {"sid": pkt.sid, "period_ms": max(100, period_ms)})
+            self._unit_tc(unit, "HK_ENABLE", {"sid": pkt.sid})
+
+    def _unit_tc(self, unit: System, name: str, args: dict) -> None:
+        cmd = self.dictionary.command(name, unit.name)
+        seq = self._hk_seq.get(unit.apid, 0)
+        self._hk_seq[unit.apid] = (seq + 1) & 0x3FFF
+        tc = PusTc(unit.apid, cmd.service, cmd.subservice, self.dictionary.encode_command(cmd, args),
+                   seq_count=seq, source_id=self.HK_CONTROL_SOURCE, ack_flags=0b1000)
+        self.counters.extra["unit_hk_commands"] += 1
+        self.send_to_unit(unit, tc.pack())
+
+    def _unit_hk_seen(self, unit: System, tm: PusTm, now: float) -> None:
+        if tm.service != 3 or tm.subservice != 25:
+            return
+        last = self._unit_last_hk.get(unit.name)
+        self._unit_last_hk[unit.name] = now
+        factor = self.unit_hk_factor(unit)
+        expected = unit.hk_period_s * (factor if factor > 0 else 1.0)
+        if last is None or now - last > 3 * expected + 5.0 or self._unit_hk_applied.get(unit.name) != factor:
+            # first report, or the unit was silent long enough to have been power-cycled: it runs at its
+            # default rates again, so the phase's rates are applied anew
+            self._unit_hk_applied[unit.name] = None
+            self._apply_unit_hk(unit, now)
+
+    def _unit_hk_consume(self, unit: System, tm: PusTm, now: float) -> bool:
+        return tm.service == 1 and tm.dest_id == self.HK_CONTROL_SOURCE
 
     def _lander_hk(self, now: float) -> dict:
         c = self.counters
         return {"UPTIME": int(now - self.started_at), "LANDER_MODE": self.mode, "ONBOARD_TIME": now,
                 "PHASE": self.phases.current.name,
                 "TC_ACCEPTED": c.tc_accepted, "TC_REJECTED": c.tc_rejected, "TC_ROUTED": c.tc_routed,
-                "TM_FORWARDED": c.tm_forwarded, "EVENTS_SENT": c.events_sent,
+                "TM_FORWARDED": c.tm_forwarded, "EVENTS_SENT": c.events_sent, "TM_UNSENT": c.tm_unsent,
                 "RESTARTS": min(self.restarts, 0xFFFF)}
 
     def _link_hk(self, now: float) -> list[dict]:

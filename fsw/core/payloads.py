@@ -82,7 +82,7 @@ LATCHED = frozenset({"SAFE", "FAULT"})
 #: SILENT_OFF (a heartbeat failure; the last two when the strikes are used up); TRIP (overcurrent).
 LIFECYCLE: Mapping[tuple[str, str], tuple[str, str | None]] = {
     ("OFF", "POWER_ON"): ("BOOTING", "switch_on"),
-    ("OFF", "CHANNEL_ON"): ("BOOTING", "expect_boot"),       # switched on by ground at the PDU, or found on
+    ("OFF", "CHANNEL_ON"): ("BOOTING", "adopt"),             # switched on by ground at the PDU, or found on
     ("OFF", "TRIP"): ("FAULT", "tripped"),                   # its heater channel
     ("BOOTING", "SWITCHED_ON"): ("BOOTING", "expect_boot"),
     ("BOOTING", "SWITCH_FAILED"): ("OFF", "switch_failed"),
@@ -131,6 +131,7 @@ REQUESTS: Mapping[str, Mapping[str, str | None]] = {
 RECORD = "payloads"
 PERSIST_PERIOD_S = 60.0
 TICK_S = 1.0
+INFER_TOLERANCE_W = 0.5      # current-sense noise and inrush tails, in watts, when matching a mode's power
 SEQ_MOD = 0x4000
 
 
@@ -216,12 +217,14 @@ class Payload:
     heard_after: float = float("-inf")
     boot_deadline: float | None = None
     op: str | None = None           # switch under way: ON, OFF, CYCLE, RESET
+    adopted: bool = False           # found on: its mode is unknown until heard
     op_token: object = None
     cycling: bool = False
     heater_op: bool = False
     hold_until: float = float("-inf")         # ground switched the main channel at the PDU: trust that
     heater_hold_until: float = float("-inf")  # ... or the heater channel, until the PDU has reported it
     hk_disabled: bool = False
+    quiet_since: float = float("-inf")   # silence is counted from here at the earliest (a phase's new rates)
     power_cmd: "Pending | None" = None
     expect_seq: int | None = None
     reservations: dict[int, Reservation] = field(default_factory=dict)
@@ -306,6 +309,7 @@ class PayloadManager:
         fsw.add_route_listener(self._routed)
         fsw.add_tm_listener(self._on_tm)
         fsw.phases.add_veto(self._phase_veto)
+        fsw.phases.on_change(self._phase_changed)
         fsw.on_start(self._start)
         self.power.on_trip(self._on_trip)
         self.power.on_update(self._on_pdu_update)
@@ -340,6 +344,7 @@ class PayloadManager:
         elif new not in ANSWERING:
             p.mode = "OFF"
             p.boot_deadline = None
+            p.adopted = False
         if old in ANSWERING and new not in ANSWERING:
             self._drop_forwarded(p, now)
         if new not in POWERED:
@@ -392,8 +397,15 @@ class PayloadManager:
         if p.power_cmd is not None:
             p.power_cmd.progress(1, now)
 
+    def _act_adopt(self, p: Payload, now: float, **_: Any) -> None:
+        """Found on (after a restart, or switched on at the PDU by ground): it may be running already."""
+        self._act_expect_boot(p, now)
+        p.heard_after = now
+        p.adopted = True
+
     def _act_booted(self, p: Payload, now: float, **_: Any) -> None:
         p.boot_deadline = None
+        p.adopted = False
 
     def _act_switch_failed(self, p: Payload, now: float, **_: Any) -> None:
         """Nothing more: the failure was reported and the pending command fails with the PDU's code."""
@@ -453,6 +465,9 @@ class PayloadManager:
     def _act_tripped(self, p: Payload, now: float, heater: bool = False, **_: Any) -> None:
         self.fsw.emit("PAYLOAD_OVERCURRENT", now, PL_UNIT=p.label, PL_HEATER_TRIP=bool(heater))
         p.cycling = False
+        assert self.power is not None
+        if self.power.state(p.channel).on or p.op == "ON":  # a heater tripped: FAULT means off, main line too
+            self._act_switch_off(p, now)
 
     def _act_reset(self, p: Payload, now: float, on_done: Any = None, **_: Any) -> None:
         p.strikes = 0
@@ -532,9 +547,11 @@ class PayloadManager:
             if dt > 0:
                 p.energy_wh += self.payload_power_w(p, now, fresh) * dt / 3600.0
             if p.state in ANSWERING and not p.hk_disabled:
-                heard = p.last_heard if p.last_heard is not None else p.entered_at
+                heard = max(p.last_heard if p.last_heard is not None else p.entered_at, p.quiet_since)
                 silent = now - heard
-                if silent > p.policy.heartbeat_periods * p.hk_period:
+                # the phase may have slowed the payload's reports (fsw.unit_hk_factor): allow for it
+                period = max(p.hk_period, self._default_hk_period(p) * self.fsw.unit_hk_factor(p.system))
+                if silent > p.policy.heartbeat_periods * period:
                     self._heartbeat_failure(p, now, silent)
             elif p.state == "BOOTING" and p.boot_deadline is not None and now > p.boot_deadline:
                 since = p.last_heard if p.last_heard is not None and p.last_heard >= p.entered_at else p.entered_at
@@ -546,6 +563,12 @@ class PayloadManager:
             self._stale_reported = False
         if now - self._last_persist >= PERSIST_PERIOD_S:
             self._persist(now)
+
+    def _phase_changed(self, old: Phase, new: Phase, now: float) -> None:
+        """The new phase's payload housekeeping rate is commanded now; a payload still on the old, slower
+        rate must not count as silent before its first report at the new rate: count silence from here."""
+        for p in self.payloads.values():
+            p.quiet_since = now
 
     def _heartbeat_failure(self, p: Payload, now: float, silent_s: float, code: str | None = None) -> None:
         p.strikes += 1
@@ -801,7 +824,7 @@ class PayloadManager:
         if hit is None or args.get("state") != "ON":
             return
         p, heater = hit
-        hold = now + 2 * self.power.hk_period_s + self.power.timeout_s
+        hold = now + max(2 * self.power.hk_period_s, self.power.stale_after_s) + self.power.timeout_s
         if heater:
             p.heater_hold_until = hold
         elif p.state not in POWERED:
@@ -858,22 +881,46 @@ class PayloadManager:
         return self.power.channels[p.heater].heater_w if p.heater is not None else 0.0
 
     def heater_on(self, p: Payload) -> bool:
+        """The heater is on, being switched, just switched on by ground, or in an unknown state (counted on)."""
         assert self.power is not None
-        return p.heater is not None and (self.power.state(p.heater).on or p.heater_op
-                                         or self._now < p.heater_hold_until)
+        if p.heater is None:
+            return False
+        st = self.power.state(p.heater)
+        return st.on or st.updated_at is None or p.heater_op or self._now < p.heater_hold_until
 
     def payload_committed_w(self, p: Payload) -> float:
-        """Budgeted power of a payload's main channel (see the module docstring)."""
+        """Budgeted power of a payload's main channel (see the module docstring).
+
+        Unknowns count at the payload's highest mode power: a channel the PDU has not reported since the
+        flight software started.  A payload found on, whose mode has not been heard yet, counts at the
+        declared power its measured current matches (the highest such; the highest of all if none does).
+        """
         assert self.power is not None
+        st = self.power.state(p.channel)
+        if p.state not in POWERED and st.updated_at is None and p.state not in LATCHED:
+            return max(p.system.power_w.values(), default=0.0)
+        if p.state == "BOOTING" and p.adopted:
+            return self._inferred_power(p)
         if p.state in POWERED:
             w = self._mode_power(p, p.mode if p.state in ANSWERING else p.boot_mode)
-        elif self.power.state(p.channel).on or p.op == "ON":
+        elif st.on or p.op == "ON":
             w = self._mode_power(p, p.boot_mode)
         else:
             return 0.0
         for r in p.reservations.values():
             w = max(w, r.watts)
         return w
+
+    def _inferred_power(self, p: Payload) -> float:
+        """The declared mode power the PDU's current reading of the payload's main channel matches."""
+        assert self.power is not None
+        st = self.power.state(p.channel)
+        declared = list(p.system.power_w.values())
+        if st.updated_at is None or not declared:
+            return max(declared, default=0.0)
+        measured = st.current_a * self.power.bus_v
+        near = [w for w in declared if abs(w - measured) <= INFER_TOLERANCE_W]
+        return max(near) if near else max(declared)
 
     def committed_w(self) -> float:
         """Budgeted power of every payload, heater and actuator channel."""
@@ -884,7 +931,8 @@ class PayloadManager:
             if self.heater_on(p):
                 total += self._heater_w(p)
         for ch in self.power.channels.values():
-            if ch.kind == "actuator" and (self.power.state(ch.name).on or self.power.pending(ch.name, True)):
+            st = self.power.state(ch.name)
+            if ch.kind == "actuator" and (st.on or st.updated_at is None or self.power.pending(ch.name, True)):
                 total += ch.power_w
         return total
 
@@ -914,6 +962,13 @@ class PayloadManager:
             raise CommandFailure("UNKNOWN_ID", stage="accept")
         return p
 
+    def _need_pdu(self) -> None:
+        """Switching needs the PDU's line: refuse (LINK_DOWN) before changing anything."""
+        from .flight import CommandFailure
+        assert self.power is not None and self.power.pdu is not None
+        if not self.fsw.port_stats[self.power.pdu.port].up:
+            raise CommandFailure("LINK_DOWN", stage="accept")
+
     def _cmd_power_on(self, cmd: Command, args: dict, tc: PusTc, now: float) -> "Pending | None":
         from .flight import CommandFailure
         self._now = now
@@ -925,9 +980,7 @@ class PayloadManager:
             raise CommandFailure(code, int(round(self.committed_w())) if code == "POWER_BUDGET" else 0, stage="accept")
         if p.state in POWERED:
             return None  # already on
-        assert self.power is not None and self.power.pdu is not None
-        if not self.fsw.port_stats[self.power.pdu.port].up:
-            raise CommandFailure("LINK_DOWN", stage="accept")
+        self._need_pdu()
         pending = self.fsw.pending(tc)
         p.power_cmd = pending
         self.fire(p, "POWER_ON", now)
@@ -937,6 +990,8 @@ class PayloadManager:
         self._now = now
         p = self._payload(args)
         assert self.power is not None
+        if p.state in POWERED or self.power.state(p.channel).on or self.power.pending(p.channel):
+            self._need_pdu()
         if p.power_cmd is not None:
             old, p.power_cmd = p.power_cmd, None
             old.fail("EXECUTION_FAILED", now)  # superseded by the power-off
@@ -969,6 +1024,7 @@ class PayloadManager:
         assert self.power is not None and p.heater is not None
         if self.power.state(p.heater).on:
             return None
+        self._need_pdu()
         return self._heater_switch(p, True, tc, now)
 
     def _cmd_heater_off(self, cmd: Command, args: dict, tc: PusTc, now: float) -> "Pending | None":
@@ -979,6 +1035,7 @@ class PayloadManager:
             raise CommandFailure("UNKNOWN_ID", stage="accept")
         if p.heater_op:
             raise CommandFailure("BUSY", stage="accept")
+        self._need_pdu()
         return self._heater_switch(p, False, tc, now)
 
     def _heater_switch(self, p: Payload, on: bool, tc: PusTc, now: float) -> "Pending":
@@ -1005,6 +1062,9 @@ class PayloadManager:
         code = REQUESTS[p.state]["RESET"]
         if code is not None:
             raise CommandFailure(code, STATES.index(p.state), stage="accept")
+        assert self.power is not None
+        if any(ch is not None and self.power.state(ch).tripped for ch in (p.channel, p.heater)):
+            self._need_pdu()
         pending = self.fsw.pending(tc)
 
         def done(ok: bool, code: str | None, t: float) -> None:

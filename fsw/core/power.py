@@ -113,7 +113,7 @@ class PowerController:
         self.timeout_s = 1.0
         self.retries = 2
         self.hk_period_s = 1.0
-        self.stale_after_s = 3.0
+        self._stale_base_s = 3.0
         if self.pdu is None:
             return
         p = self.pdu
@@ -124,7 +124,7 @@ class PowerController:
         self.hk_period_s = p.hk_period_s
         self._hk = p.packet(f"{p.name}_HK")
         self.hk_period_s = self._hk.period_s or p.hk_period_s
-        self.stale_after_s = float(cfg.get("stale_periods", 3)) * self.hk_period_s
+        self._stale_base_s = float(cfg.get("stale_periods", 3)) * self.hk_period_s
         self._switch_cmd = p.command(f"{p.name}_SWITCH")
         self._reset_cmd = p.command(f"{p.name}_RESET_TRIP")
         self._trip_evt = p.event(f"{p.name}_TRIP")
@@ -151,6 +151,13 @@ class PowerController:
         fsw.add_tm_listener(self._on_tm)
         fsw.add_tm_consumer(self._consume)
         fsw.add_link_listener(self._on_link)
+
+    @property
+    def stale_after_s(self) -> float:
+        """PDU data older than this is stale: a few report periods at the rate the current phase sets."""
+        if self.pdu is None:
+            return self._stale_base_s
+        return self._stale_base_s * max(1.0, self.fsw.unit_hk_factor(self.pdu))
 
     # -- the API ------------------------------------------------------------------------
     def switch(self, channel: str, on: bool, now: float, on_done: SwitchDone | None = None) -> None:

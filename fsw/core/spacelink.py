@@ -124,6 +124,11 @@ class SpaceLinkOnboard:
             self.storage.restore(now)
             self._events.extend(self.storage.take_events())
 
+    def stop(self, now: float) -> None:
+        """An orderly shutdown: make everything stored durable (a crash loses what came since the last flush)."""
+        if self.storage is not None:
+            self.storage.flush(now)
+
     @property
     def frame_time(self) -> float:
         """Seconds one CADU takes at the downlink rate."""
@@ -371,3 +376,121 @@ class SpaceLinkOnboard:
             "TM_RT_QUEUE_BYTES": self._rt_bytes & m32, "DOWNLINK_RATE": int(self.downlink_bps) & m32,
             "RF_AVAILABLE": self.rf, "PLAYBACK_ENABLED": self.playback,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Glue for the flight software (the lead wires it in; nothing here is called by flight.py yet)
+# ---------------------------------------------------------------------------------------------
+class SpaceLinkService:
+    """PUS-15 and link commands, STORAGE_HK / LINK_COP_HK and link events, on a FlightSoftware.
+
+    Uses only the plug-in API (``register_command``, ``hk.register``,
+    ``on_start``, ``emit``) and the commands, packets and events of
+    ``lander_link.yaml``.  The ground port itself is the integrator's: bytes
+    from it go to :meth:`SpaceLinkOnboard.receive` and the packets of
+    :meth:`SpaceLinkOnboard.take_tcs` to ``fsw.handle_tc``; every packet for
+    the ground goes to :meth:`downlink`; :meth:`pump_events` turns the link's
+    events into PUS-5 events.
+    """
+
+    COMMANDS = ("STORE_ENABLE", "STORE_DISABLE", "STORE_RETRIEVE_TIME", "STORE_DELETE_UP_TO", "STORE_REPORT",
+                "STORE_ACK_RANGE", "STORE_RETRANSMIT_RANGE", "LINK_SET_DOWNLINK_RATE", "LINK_SET_PLAYBACK",
+                "FARM_SET_WINDOW")
+
+    def __init__(self, fsw: Any, link: SpaceLinkOnboard) -> None:
+        if link.storage is None:
+            raise ValueError("the space link service needs the link's packet stores")
+        self.fsw = fsw
+        self.link = link
+        self.storage = link.storage
+        self.d = fsw.dictionary
+        self.store_ids = dict(fsw.lander.enums["STORE"].values)
+        for name in self.COMMANDS:
+            fsw.register_command(name, getattr(self, "_cmd_" + name.lower()))
+        fsw.hk.register("STORAGE_HK", lambda now: self.storage.hk_rows())
+        fsw.hk.register("LINK_COP_HK", link.hk_link)
+        self._storage_sid = self.d.lander.packet("STORAGE_HK").sid
+        fsw.on_start(self._start)
+
+    def _start(self, now: float) -> None:
+        self.link.start(now)
+        self.pump_events(now)
+
+    def pump_events(self, now: float) -> None:
+        for name, args in self.link.take_events():
+            self.fsw.emit(name, now, **args)
+
+    def realtime(self, packet: bytes) -> bool:
+        """Science goes to the stores only; everything else also goes out live."""
+        if len(packet) < 19 or not (packet[0] >> 3) & 1:
+            return True
+        apid = ((packet[0] << 8) | packet[1]) & 0x7FF
+        pkt = self.d.packet_by_key(apid, packet[7], packet[8], packet[19:-2])
+        return pkt is None or pkt.category != "science"
+
+    def downlink(self, packet: bytes, now: float) -> None:
+        self.link.send_packet(packet, now, realtime=self.realtime(packet))
+
+    # -- commands --------------------------------------------------------------------------------
+    def _store(self, label: str) -> int:
+        from .flight import CommandFailure
+
+        sid = self.store_ids.get(label)
+        if sid is None or (sid != 0 and sid not in self.storage.stores):
+            raise CommandFailure("UNKNOWN_ID", sid or 0, stage="accept")
+        return sid
+
+    def _cmd_store_enable(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self.storage.enable(self._store(args["store"]), True)
+
+    def _cmd_store_disable(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self.storage.enable(self._store(args["store"]), False)
+
+    def _times(self, a: float, b: float) -> None:
+        from .flight import CommandFailure
+
+        if a > b:
+            raise CommandFailure("BAD_TIME", stage="accept")
+
+    def _cmd_store_retrieve_time(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self._times(args["t_from"], args["t_to"])
+        self.storage.retrieve_time(self._store(args["store"]), args["t_from"], args["t_to"])
+
+    def _cmd_store_delete_up_to(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        sid = self._store(args["store"])
+        n = self.storage.delete_up_to(sid, args["t_to"])
+        self.fsw.emit("STORE_DELETED", now, STORE=sid, DELETED_COUNT=min(n, 0xFFFFFFFF))
+
+    def _cmd_store_report(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self.fsw.hk.send_now(self._storage_sid, now)
+
+    def _range(self, args: dict, fn: Any) -> None:
+        from .flight import CommandFailure
+
+        self._times(args["t_from"], args["t_to"])
+        try:
+            fn(self._store(args["store"]), args["apid"], args["first_seq"], args["last_seq"], args["t_from"],
+               args["t_to"])
+        except ValueError:
+            raise CommandFailure("ARG_OUT_OF_RANGE", stage="accept") from None
+
+    def _cmd_store_ack_range(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self._range(args, self.storage.ack)
+
+    def _cmd_store_retransmit_range(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self._range(args, self.storage.retransmit)
+        self.pump_events(now)
+
+    def _cmd_link_set_downlink_rate(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self.link.set_downlink_rate(args["rate_bps"])
+
+    def _cmd_link_set_playback(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        self.link.set_playback(args["state"] == "ON")
+
+    def _cmd_farm_set_window(self, cmd: Any, args: dict, tc: Any, now: float) -> None:
+        from .flight import CommandFailure
+
+        try:
+            self.link.set_farm_window(args["width"])
+        except ValueError:
+            raise CommandFailure("ARG_OUT_OF_RANGE", args["width"], stage="accept") from None

@@ -303,7 +303,7 @@ class PacketStore:
             self._log_live[e.log] -= 1
             self._tombs.append(ssn)
         self._meta_dirty = True
-        if self.full and self.used < FULL_HYSTERESIS * self.cfg.capacity:
+        if self.full and counter != "overwritten" and self.used < FULL_HYSTERESIS * self.cfg.capacity:
             self.full = False
 
     # -- playback -----------------------------------------------------------------------------------
@@ -503,6 +503,7 @@ class StorageManager:
         self._since_flush = 0
         self._events: list[tuple[str, dict[str, Any]]] = []
         self.unrouted = 0
+        self._restored = False
 
     def store(self, store_id: int) -> PacketStore:
         try:
@@ -515,7 +516,10 @@ class StorageManager:
 
     # -- life cycle ----------------------------------------------------------------------------------
     def restore(self, now: float) -> int:
-        """Reload every store from the state store (call once at start-up)."""
+        """Reload every store from the state store.  Done once: at start-up, or before the first packet."""
+        if self._restored:
+            return 0
+        self._restored = True
         total = 0
         for s in self._order:
             total += s.restore(self._events)
@@ -550,6 +554,8 @@ class StorageManager:
     # -- data in and out -------------------------------------------------------------------------------
     def store_packet(self, packet: bytes, now: float, sent: bool = False) -> tuple[int, int] | None:
         """Keep a packet; ``sent``: it also went out live.  Returns (store id, SSN) or None (counted)."""
+        if not self._restored:
+            self.restore(now)
         keys = packet_keys(packet)
         sid = self.router(keys[0], keys[2], keys[3])
         if sid is None or sid not in self.stores:
@@ -589,13 +595,16 @@ class StorageManager:
         """The radio lost the link: send again what went out in the last ``window_s``."""
         n = 0
         for s in self._order:
+            recent = []
             for t, ssn in reversed(s.sent_fifo):
                 if t < now - window_s:
                     break
                 e = s.entries.get(ssn)
                 if e is not None and e.state == SENT and e.sent_at == t:
-                    s.requeue(ssn)
-                    n += 1
+                    recent.append(ssn)
+            for ssn in reversed(recent):   # oldest first
+                s.requeue(ssn)
+            n += len(recent)
         return n
 
     # -- ground requests (PUS 15) ----------------------------------------------------------------------

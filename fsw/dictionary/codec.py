@@ -40,11 +40,12 @@ def _fmt_of(items: Iterable[Parameter | Argument]) -> str:
 class PacketCodec:
     """Source-data layout of one telemetry packet (after the structure id, if any)."""
 
-    __slots__ = ("params", "struct", "size", "_plan", "has_sid")
+    __slots__ = ("params", "struct", "size", "_plan", "has_sid", "_fast")
 
     def __init__(self, params: tuple[Parameter, ...], has_sid: bool = False) -> None:
         self.params = params
         self.has_sid = has_sid
+        self._fast: tuple | None = None
         self.struct = struct.Struct(_fmt_of(params))
         self.size = self.struct.size + (2 if has_sid else 0)
         # plan: (name, kind, width) where kind tells how to fold raw struct values
@@ -80,6 +81,49 @@ class PacketCodec:
 
     def encode(self, values: Mapping[str, Any], sid: int | None = None, eng: bool = True) -> bytes:
         """Pack values (engineering by default; raw with ``eng=False``).  Missing values pack as 0."""
+        try:
+            body = self.struct.pack(*self._flat_fast(values, eng))
+        except (struct.error, TypeError, _NotFast):
+            body = self.struct.pack(*self._flat(values, eng))
+        if self.has_sid:
+            if sid is None:
+                raise ValueError("packet has a structure id: pass sid")
+            return struct.pack(">H", sid) + body
+        return body
+
+    def _flat_fast(self, values: Mapping[str, Any], eng: bool) -> list[Any]:
+        """The common case on the hot path: plain integers and floats already in range.
+
+        Anything else (enumeration labels, calibration, out-of-range or odd values) raises
+        :class:`_NotFast` or makes ``struct.pack`` fail, and :meth:`_flat` does the careful work.
+        """
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = tuple(
+                (p.name, p.count, INT_RANGES.get(p.type) if p.type != "bool" else None,
+                 p.type in ("f64",), p.enum is not None or p.calibration is not None,
+                 p.type in ("time", "f32", "bool"))
+                for p in self.params)
+        flat: list[Any] = []
+        for name, count, rng, is_f64, converts, special in fast:
+            if special or (eng and converts):
+                raise _NotFast
+            v = values.get(name, 0)
+            if count > 1:
+                if len(v) != count:
+                    raise _NotFast
+                if rng is not None and (min(v) < rng[0] or max(v) > rng[1]):
+                    raise _NotFast
+                flat.extend(v)
+            else:
+                if rng is not None and not (type(v) is int and rng[0] <= v <= rng[1]):
+                    raise _NotFast
+                if is_f64 and v != v:
+                    raise _NotFast
+                flat.append(v)
+        return flat
+
+    def _flat(self, values: Mapping[str, Any], eng: bool) -> list[Any]:
         flat: list[Any] = []
         for p in self.params:
             v = values.get(p.name, 0)
@@ -91,12 +135,11 @@ class PacketCodec:
                     _flatten(p, to_raw(p, x) if eng else x, flat)
             else:
                 _flatten(p, to_raw(p, v) if eng else v, flat)
-        body = self.struct.pack(*flat)
-        if self.has_sid:
-            if sid is None:
-                raise ValueError("packet has a structure id: pass sid")
-            return struct.pack(">H", sid) + body
-        return body
+        return flat
+
+
+class _NotFast(Exception):
+    """Internal: the value needs the careful encoder."""
 
 
 def _flatten(p: Parameter, raw: Any, flat: list) -> None:

@@ -537,7 +537,16 @@ def _phases(ctx: _Ctx, d: Any, shared: Mapping[str, Enumeration], systems: list[
         entry = f"phases.{name}"
         if name not in values:
             raise ctx.fail(entry, f"{name} is not a PHASE value ({', '.join(values)})")
-        _keys(ctx, entry, ph, {"power_w"}, {"payload_power", "heaters", "hk_factor", "hazardous", "modes"})
+        _keys(ctx, entry, ph, {"power_w"}, {"payload_power", "heaters", "hk_factor", "hazardous", "modes",
+                                            "unit_hk"})
+        unit_hk = ph.get("unit_hk", {})
+        if not isinstance(unit_hk, dict):
+            raise ctx.fail(entry, "unit_hk must be a mapping KIND: factor")
+        for kind, f in unit_hk.items():
+            if kind not in SYSTEM_KINDS or kind == "lander":
+                raise ctx.fail(f"{entry}.unit_hk", f"{kind!r} is not a unit kind ({', '.join(SYSTEM_KINDS[1:])})")
+            if _num(ctx, f"{entry}.unit_hk.{kind}", f, "factor") < 0:
+                raise ctx.fail(f"{entry}.unit_hk.{kind}", "factor cannot be negative (0 disables the reports)")
         power = _num(ctx, entry, ph["power_w"], "power_w")
         if power < 0:
             raise ctx.fail(entry, "power_w cannot be negative")
@@ -559,7 +568,8 @@ def _phases(ctx: _Ctx, d: Any, shared: Mapping[str, Enumeration], systems: list[
             if not isinstance(ms, list) or any(m not in units[unit].modes for m in ms):
                 raise ctx.fail(f"{entry}.modes.{unit}", f"modes must be drawn from {', '.join(units[unit].modes)}")
         out[name] = Phase(name, values[name], power, ph.get("payload_power", True), ph.get("heaters", True), hk,
-                          tuple(hz), frozen_map({u: tuple(m) for u, m in modes.items()}))
+                          tuple(hz), frozen_map({u: tuple(m) for u, m in modes.items()}),
+                          frozen_map({k: float(v) for k, v in unit_hk.items()}))
     # hazardous names are checked once every unit (and every extension) is known
     for ph in out.values():
         for c in ph.hazardous:

@@ -281,6 +281,11 @@ class Phase:
     hazardous: tuple[str, ...] = ()
     #: unit name -> allowed modes (a unit absent here may use any of its modes)
     modes: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_map)
+    #: unit kind -> housekeeping period multiplier for the units of that kind (0: reports disabled)
+    unit_hk: Mapping[str, float] = field(default_factory=frozen_map)
+
+    def unit_hk_factor(self, kind: str) -> float:
+        return float(self.unit_hk.get(kind, self.hk_factor))
 
     def allows_mode(self, unit: str, mode: str) -> bool:
         allowed = self.modes.get(unit)

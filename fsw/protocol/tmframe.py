@@ -112,9 +112,10 @@ class TmDropReason:
     FHP_MISMATCH = "fhp_mismatch"  # the open packet does not end where the pointer says the next starts
     BAD_HEADER = "bad_header"      # packet version not 0
     TOO_LONG = "too_long"          # packet length above the configured maximum
+    STALE = "stale"                # a frame behind the channel's count (late duplicate, reordered)
 
     FRAME_REASONS: Final = ("no_sync", "version", "scid", "vcid", "fecf", "truncated")
-    PACKET_REASONS: Final = ("vc_gap", "unsync", "fhp", "fhp_mismatch", "bad_header", "too_long")
+    PACKET_REASONS: Final = ("vc_gap", "unsync", "fhp", "fhp_mismatch", "bad_header", "too_long", "stale")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +370,9 @@ class VcReassembler:
         self._part = bytearray()
         self._synced = False
         self._expect: int | None = None
+        self._stale_next: int | None = None
         self.packets = 0
+        self.stale_frames = 0
         self.idle_packets = 0
         self.idle_frames = 0
         self.frames_lost = 0
@@ -393,6 +396,19 @@ class VcReassembler:
 
     def feed_data(self, vc_count: int, fhp: int, data: bytes) -> list[bytes | Dropped]:
         out: list[bytes | Dropped] = []
+        if self._expect is not None and vc_count != self._expect and (vc_count - self._expect) & 0x80:
+            # "behind" the expected count: a late duplicate or a reordered frame, unless two in a row
+            # follow each other (the sender restarted its count): then it is a new stream
+            if vc_count != self._stale_next:
+                self._stale_next = (vc_count + 1) & 0xFF
+                self.stale_frames += 1
+                self._drop(out, TmDropReason.STALE, len(data))
+                return out
+            self._expect = vc_count   # a new stream: resynchronise below
+            self._drop(out, TmDropReason.VC_GAP, len(self._part))
+            self._part.clear()
+            self._synced = False
+        self._stale_next = None
         if self._expect is not None and vc_count != self._expect:
             self.frames_lost += (vc_count - self._expect) & 0xFF
             self._drop(out, TmDropReason.VC_GAP, len(self._part))
@@ -457,7 +473,7 @@ class VcReassembler:
 
     def stats(self) -> dict[str, int]:
         d = {"packets": self.packets, "idle_packets": self.idle_packets, "idle_frames": self.idle_frames,
-             "frames_lost": self.frames_lost, "dropped_bytes": self.dropped_bytes}
+             "frames_lost": self.frames_lost, "stale_frames": self.stale_frames, "dropped_bytes": self.dropped_bytes}
         for r in TmDropReason.PACKET_REASONS:
             d[f"drop_{r}"] = self.drops.get(r, 0)
         return d

@@ -321,8 +321,10 @@ class DeployControllerModel(UnitModel):
             self._flow_gen += 1
             gen = self._flow_gen
             self.timers.call_at(now + self.profiles[a].release_s, lambda t, g=gen, a=a: self._energy(g, a, t))
+            self._power_changed(now)
         elif a is None and self._flow_since is not None:
             self._end_flow(now)
+            self._power_changed(now)
         self._report_changes(now)
 
     def _end_flow(self, now: float) -> None:

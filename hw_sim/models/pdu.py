@@ -64,7 +64,8 @@ class Channel:
     trips: int = 0
     switches: int = 0
     peak_a: float = 0.0
-    _inrush_trip: Timer | None = field(default=None, repr=False)
+    notifies: bool = True         # the load reports changes of its draw (no sampling needed)
+    _check: Timer | None = field(default=None, repr=False)
 
 
 class PduModel(UnitModel):
@@ -101,6 +102,14 @@ class PduModel(UnitModel):
         if ch.kind == "heater":
             raise ValueError(f"{channel} is a heater channel: its load is the heater itself")
         ch.load = load
+        follows_mode = isinstance(load, UnitModel) and type(load).power_w is UnitModel.power_w
+        if ch.kind == "actuator" and not hasattr(load, "set_bus_power"):
+            ch.notifies = True          # modelled as a resistor of the channel's power_w
+        elif follows_mode:
+            ch.notifies = True
+            load.add_power_listener(lambda now, c=ch: self._evaluate(c, now))
+        else:
+            ch.notifies = False
 
     def channel(self, name: str) -> Channel:
         try:
@@ -114,11 +123,13 @@ class PduModel(UnitModel):
                 return ch
         return None
 
-    def start(self, now: float) -> None:
-        first = not self._started
-        super().start(now)
-        if first:
+    def _update_sampler(self, now: float) -> None:
+        need = any(ch.on and not ch.notifies for ch in self.channels.values())
+        if need and self._sampler is None:
             self._sampler = self.timers.every(self.sample_period_s, self._sample, now + self.sample_period_s)
+        elif not need and self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
 
     # -- physics ------------------------------------------------------------------------
     def load_current(self, ch: Channel, now: float) -> float:
@@ -164,41 +175,55 @@ class PduModel(UnitModel):
         ch.on = on
         ch.switches += 1
         ch.over_since = None
-        if ch._inrush_trip is not None:
-            ch._inrush_trip.cancel()
-            ch._inrush_trip = None
         if on:
             ch.on_since = now
             self._power_load(ch, True, now)
             steady = self.load_current(ch, now) + ch.fault_extra_a
-            peak = max(ch.inrush_a, steady)
-            ch.peak_a = peak
-            over = _inrush_time_over(ch.inrush_a, steady, ch.limit_a, ch.inrush_tau_s)
-            if over >= self.trip_delay_s and steady <= ch.limit_a:
-                ch._inrush_trip = self.timers.call_at(now + self.trip_delay_s,
-                                                      lambda t, c=ch: self._trip(c, self.current(c, t), t))
-            self.emit_event("PDU_SWITCHED", now, PDU_SW_CH=ch.name, PDU_SW_STATE="ON", PDU_SW_INRUSH=peak)
+            ch.peak_a = max(ch.inrush_a, steady)
+            self.emit_event("PDU_SWITCHED", now, PDU_SW_CH=ch.name, PDU_SW_STATE="ON", PDU_SW_INRUSH=ch.peak_a)
         else:
             self._power_load(ch, False, now)
             self.emit_event("PDU_SWITCHED", now, PDU_SW_CH=ch.name, PDU_SW_STATE="OFF", PDU_SW_INRUSH=0.0)
+        self._evaluate(ch, now)
+        self._update_sampler(now)
+
+    def _evaluate(self, ch: Channel, now: float) -> None:
+        """Look at a channel's current: start (or stop) the trip delay's clock."""
+        if not ch.on:
+            ch.over_since = None
+        elif self.current(ch, now) > ch.limit_a:
+            if ch.over_since is None:
+                ch.over_since = now
+            if ch._check is None:
+                ch._check = self.timers.call_at(ch.over_since + self.trip_delay_s, lambda t, c=ch: self._recheck(c, t))
+            return
+        else:
+            ch.over_since = None
+        if ch._check is not None:
+            ch._check.cancel()
+            ch._check = None
+
+    def _recheck(self, ch: Channel, now: float) -> None:
+        ch._check = None
+        if not ch.on or ch.over_since is None:
+            return
+        i = self.current(ch, now)
+        if i > ch.limit_a and now - ch.over_since >= self.trip_delay_s - 1e-9:
+            self._trip(ch, i, now)
+        else:
+            self._evaluate(ch, now)
 
     def _sample(self, now: float) -> None:
         for ch in self.channels.values():
-            if not ch.on:
-                continue
-            i = self.current(ch, now)
-            if i > ch.limit_a:
-                if ch.over_since is None:
-                    ch.over_since = now
-                if now - ch.over_since >= self.trip_delay_s:
-                    self._trip(ch, i, now)
-            else:
-                ch.over_since = None
+            if ch.on and not ch.notifies:
+                self._evaluate(ch, now)
 
     def _trip(self, ch: Channel, current_a: float, now: float) -> None:
         if not ch.on:
             return
-        ch._inrush_trip = None
+        if ch._check is not None:
+            ch._check.cancel()
+            ch._check = None
         ch.on = False
         ch.tripped = True
         ch.over_since = None
@@ -207,15 +232,22 @@ class PduModel(UnitModel):
         self._power_load(ch, False, now)
         self.emit_event("PDU_TRIP", now, PDU_TRIP_CH=ch.name, PDU_TRIP_I=min(current_a, 65.535),
                         PDU_TRIP_LIMIT=ch.limit_a)
+        self._update_sampler(now)
 
     def inject_overcurrent(self, name: str, extra_a: float | None = None) -> None:
         """A short behind the switch: the channel draws ``extra_a`` more (default: its limit again)."""
         ch = self.channel(name)
         ch.fault_extra_a = ch.limit_a if extra_a is None else float(extra_a)
+        self._evaluate(ch, self._now)
+
+    def clear_fault(self, name: str) -> None:
+        ch = self.channel(name)
+        ch.fault_extra_a = 0.0
+        self._evaluate(ch, self._now)
 
     def clear_faults(self) -> None:
         for ch in self.channels.values():
-            ch.fault_extra_a = 0.0
+            self.clear_fault(ch.name)
 
     def emit_event(self, name: str, now: float, **args: Any) -> None:
         if self.answering(now):
@@ -245,7 +277,9 @@ class PduModel(UnitModel):
             # completes once the inrush has settled and can no longer trip the channel
             return now + max(self.settle_s, self.trip_delay_s)
         if cmd.name == f"{n}_SET_LIMIT":
-            self.channel(args["channel"]).limit_a = args["limit_ma"] / 1000.0
+            ch = self.channel(args["channel"])
+            ch.limit_a = args["limit_ma"] / 1000.0
+            self._evaluate(ch, now)
             return None
         if cmd.name == f"{n}_RESET_TRIP":
             ch = self.channel(args["channel"])
@@ -323,11 +357,3 @@ def parse_channels(system: System) -> dict[str, Channel]:
                             float(c.get("heater_w", 0.0)), float(c.get("power_w", 0.0)))
     return out
 
-
-def _inrush_time_over(peak: float, steady: float, limit: float, tau: float) -> float:
-    """How long an inrush decaying from ``peak`` to ``steady`` stays above ``limit``."""
-    if peak <= limit:
-        return 0.0
-    if steady >= limit:
-        return math.inf
-    return tau * math.log((peak - steady) / (limit - steady))

@@ -99,7 +99,9 @@ class UnitModel(Node):
         self._babble_timer: Periodic | None = None
         self._extra_load_w = 0.0       # fault: extra current draw (a short), watts
         self._power_listeners: list[Callable[[float], None]] = []
+        self.tc_unpowered_by_source: dict[int, int] = {}   # TCs lost while off or booting, by TC source id
         self._started = False
+        self._power_gen = 0            # power-ons so far: a boot timer from an earlier one is void
         self._now = 0.0                # the latest time the unit was told (for send() without a time)
         cfg = system.config
         self.tx = LinePacer(system.baud)
@@ -158,7 +160,8 @@ class UnitModel(Node):
             self.values = {}
             self.clock_offset = 0.0
             self.last_sync = None
-            self.timers.call_at(self.boot_done, self._booted)
+            self._power_gen += 1
+            self.timers.call_at(self.boot_done, lambda t, g=self._power_gen: self._booted(t, g))
         else:
             self.boot_done = float("inf")
             self.mode = "OFF" if "OFF" in self.modes else self.mode
@@ -203,8 +206,8 @@ class UnitModel(Node):
             self.stats["babble_bytes"] += len(junk)
             self._out.append((LINE, junk))
 
-    def _booted(self, now: float) -> None:
-        if not self.powered:
+    def _booted(self, now: float, gen: int | None = None) -> None:
+        if not self.powered or (gen is not None and gen != self._power_gen):
             return
         for pkt in self.hk_packets:
             period = pkt.period_s or self.system.hk_period_s
@@ -271,6 +274,7 @@ class UnitModel(Node):
                 pkt = parse_packet_nothrow(packet)
                 if isinstance(pkt, PusTc):  # a telecommand for a unit that is off or booting is lost
                     self.stats["tc_unpowered"] += 1
+                    self.tc_unpowered_by_source[pkt.source_id] = self.tc_unpowered_by_source.get(pkt.source_id, 0) + 1
             return
         pkt = parse_packet_nothrow(packet)
         if isinstance(pkt, PusTm):
@@ -362,10 +366,11 @@ class UnitModel(Node):
         if done is None or done <= now:
             self.send(self.verifier.complete(tc, t))
         else:
-            self.timers.call_at(done, lambda n, tc=tc: self._complete_later(tc, n))
+            self.timers.call_at(done, lambda n, tc=tc, g=self._power_gen: self._complete_later(tc, n, g))
 
-    def _complete_later(self, tc: PusTc, now: float) -> None:
-        if self.answering(now):
+    def _complete_later(self, tc: PusTc, now: float, gen: int | None = None) -> None:
+        # a command under way when the power went is lost with it: no report after the next boot
+        if self.answering(now) and (gen is None or gen == self._power_gen):
             self.complete(tc, now)
 
     def complete(self, tc: PusTc, now: float) -> None:

@@ -3,10 +3,11 @@
 * :class:`FswHost` runs the flight software as a process that can be killed
   (a :class:`~fsw.core.state.CrashNow` from the store at a chosen write) and
   restarted on the same durable store, while the hardware keeps running.
-* :class:`FakePdu` is the PDU's actuator channels (hardware: persists across
-  flight-software restarts); :class:`FakePowerController` gives the flight
-  software the power controller's API (``switch``, ``state``, ``is_stale``,
-  ``on_trip``) on top of it, until the real one is wired in here.
+* by default the real PDU model sits on the flight software's PDU port and
+  feeds both controllers' actuator buses, and the flight software uses its own
+  power controller; with ``pdu="fake"``, :class:`FakePdu` (the actuator
+  channels only) and :class:`FakePowerController` (the power API alone:
+  ``switch``, ``state``, ``is_stale``, ``on_trip``) stand in for both.
 * :class:`GroundProbe` is the ground end: it sends TCs and keeps every TM with
   its arrival time.
 """
@@ -26,6 +27,7 @@ from fsw.core.state import CrashNow, MemoryStore, StateStore
 from fsw.dictionary import Dictionary, load_dictionary
 from fsw.protocol.pus import PusTc, PusTm, parse_packet_nothrow
 from hw_sim.models.deploy import DeployControllerModel
+from hw_sim.models.pdu import PduModel
 from hw_sim.models.unit import LINE
 
 UNITS = ("ALPINE", "LUPINE")
@@ -219,12 +221,18 @@ class DeployBench:
 
     def __init__(self, *, seed: int = 1, phase: str = "DEPLOY", provisioned: bool = True,
                  deploy: dict | None = None, baud: int | None = 115200, ground_baud: int | None = None,
-                 start: float = 1000.0, store: StateStore | None = None, link_hk: bool = True,
-                 dictionary: Dictionary | None = None) -> None:
+                 start: float = 1000.0, store: StateStore | None = None, quiet: bool = False,
+                 pdu: str = "real", dictionary: Dictionary | None = None) -> None:
+        """``pdu="real"``: the PDU model on its own line and the flight software's own power controller;
+        ``pdu="fake"``: :class:`FakePowerController` over :class:`FakePdu` (the power API alone).
+        ``quiet``: only the deploy housekeeping (and LANDER_HK) is generated, for speed."""
+        if pdu not in ("real", "fake"):
+            raise ValueError("pdu is 'real' or 'fake'")
         self.d = dictionary or load_dictionary()
         self.phase = phase
         self.deploy_options = dict(deploy or {})
-        self.link_hk = link_hk
+        self.quiet = quiet
+        self.pdu_kind = pdu
         self.clock = SimClock(start)
         self.runner = SimRunner(self.clock)
         self.store = store if store is not None else MemoryStore()
@@ -233,7 +241,8 @@ class DeployBench:
         rng = random.Random(seed)
         self.models = {s.name: DeployControllerModel(self.d, s, random.Random(rng.random()))
                        for s in self.d.systems_of_kind("deploy")}
-        self.pdu = FakePdu(self.models)
+        self.fake_pdu = FakePdu(self.models) if pdu == "fake" else None
+        self.pdu_model: PduModel | None = None
         self.power: FakePowerController | None = None
         ports = list(build_flight_software(self.d).ports)
         self.host = FswHost(self._make, ports)
@@ -241,6 +250,15 @@ class DeployBench:
         self.runner.add(self.host)
         self.runner.add(self.probe)
         self.runner.connect(self.probe, "link", self.host, "ground", baud=ground_baud)
+        if pdu == "real":
+            psys = self.d.systems_of_kind("pdu")[0]
+            self.pdu_model = PduModel(self.d, psys, random.Random(rng.random()))
+            for name, m in self.models.items():
+                ch = self.pdu_model.channel_of(name, "actuator")
+                assert ch is not None, f"no PDU actuator channel for {name}"
+                self.pdu_model.attach(ch.name, m)
+            self.runner.add(self.pdu_model)
+            self.runner.connect(self.host, psys.port, self.pdu_model, LINE, baud=baud and psys.baud)
         for name, m in self.models.items():
             self.runner.add(m)
             self.runner.connect(self.host, m.system.port, m, LINE, baud=baud)
@@ -249,11 +267,51 @@ class DeployBench:
 
     def _make(self) -> FlightSoftware:
         fsw = build_flight_software(self.d, self.store, {"initial_phase": self.phase, "deploy": self.deploy_options})
-        if not self.link_hk:
-            fsw.hk.entries[self.d.lander.packet("LINK_HK").sid].enabled = False
-        self.power = FakePowerController(fsw, self.pdu)
-        fsw.power = self.power
+        if self.quiet:
+            keep = {self.d.lander.packet(n).sid for n in ("LANDER_HK", "DEPLOY_HK")}
+            for sid, e in fsw.hk.entries.items():
+                e.enabled = sid in keep
+        if self.fake_pdu is not None:
+            self.power = FakePowerController(fsw, self.fake_pdu)
+            fsw.power = self.power
         return fsw
+
+    # -- the PDU, real or fake -------------------------------------------------------------
+    def pdu_on(self, unit: str) -> bool:
+        if self.fake_pdu is not None:
+            return self.fake_pdu.on[unit]
+        return self.pdu_model.channel_of(unit, "actuator").on
+
+    def pdu_current(self, unit: str) -> float:
+        if self.fake_pdu is not None:
+            return self.fake_pdu.current(unit, self.now)
+        return self.pdu_model.current(self.pdu_model.channel_of(unit, "actuator"), self.now)
+
+    def short_circuit(self, unit: str) -> None:
+        """A short behind the unit's actuator switch: the channel trips (now, or when next switched on)."""
+        if self.fake_pdu is not None:
+            self.fake_pdu.trip(unit, self.now)
+        else:
+            self.pdu_model.inject_overcurrent(self.pdu_model.channel_of(unit, "actuator").name)
+        self.runner._collect(self.now)  # noqa: SLF001
+
+    def repair_pdu(self, unit: str) -> None:
+        """The short removed and the trip reset (ground's PDU_RESET_TRIP)."""
+        if self.fake_pdu is not None:
+            self.fake_pdu.tripped[unit] = False
+        else:
+            ch = self.pdu_model.channel_of(unit, "actuator")
+            self.pdu_model.clear_fault(ch.name)
+            ch.tripped = False
+
+    def force_power_view(self, unit: str, **changes: Any) -> None:
+        """Change what the flight software believes of the unit's PDU channel (prerequisite tests)."""
+        if self.fake_pdu is not None:
+            self.power._snap[unit] = self.power._snap[unit]._replace(**changes)  # noqa: SLF001
+        else:
+            from dataclasses import replace as _replace
+            pc = self.fsw.power
+            pc._state[unit] = _replace(pc._state[unit], **changes)  # noqa: SLF001
 
     # -- driving --------------------------------------------------------------------------
     @property
@@ -303,10 +361,11 @@ class DeployBench:
         self.store.crash_after = self.store.writes + k
 
     # -- ground view ----------------------------------------------------------------------
-    def reports(self, tc: PusTc) -> list[tuple[int, str | None]]:
-        """(subservice, failure code name or None) of every PUS-1 report about ``tc``, in order."""
+    def reports(self, tc: PusTc, since: int = 0) -> list[tuple[int, str | None]]:
+        """(subservice, failure code name or None) of every PUS-1 report about ``tc``, in order
+        (from ground-log entry ``since`` on)."""
         out = []
-        for _, tm in self.probe.log:
+        for _, tm in self.probe.log[since:]:
             if tm.service != 1 or len(tm.source_data) < 4:
                 continue
             pid = int.from_bytes(tm.source_data[:2], "big")
@@ -362,9 +421,23 @@ class DeployBench:
 
     def arm(self, unit: str, settle: float = 3.0) -> PusTc:
         """Send DEPLOY_ARM and run until it completes (or ``settle`` seconds)."""
+        n = len(self.probe.log)
         tc = self.send("DEPLOY_ARM", unit=unit)
-        self.run_until(lambda: any(s in (2, 7, 8) for s, _ in self.reports(tc)), settle)
+        self.await_verdict(tc, settle, n)
         return tc
+
+    def await_verdict(self, tc: PusTc, timeout: float, since: int | None = None) -> bool:
+        """Run until ``tc`` is refused, completed or failed (or the flight software dies, or ``timeout``)."""
+        first = len(self.probe.log) if since is None else since
+        seen = [first]
+
+        def done() -> bool:
+            if not self.host.alive:
+                return True
+            r = self.reports(tc, seen[0])
+            seen[0] = len(self.probe.log) if not r else seen[0]
+            return any(s in (2, 7, 8) for s, _ in r)
+        return self.run_until(done, timeout)
 
     def settle_safe(self, timeout: float = 5.0) -> None:
         """Run until every unit's hardware is confirmed safe (after a boot)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 from fsw.core.clock import SimClock
@@ -66,7 +67,7 @@ class Bench:
         self.probe = Probe()
         self._wire(build_flight_software(self.d, self.store, options))
         names = list(self.payloads) if power == "all" else list(power)
-        self.power_tcs = {name: self.send("PAYLOAD_POWER_ON", unit=name) for name in names}
+        self.power_tcs = self.power_on(*names) if names else {}
 
     def _wire(self, fsw: FlightSoftware) -> None:
         self.fsw = fsw
@@ -107,8 +108,17 @@ class Bench:
     def run(self, dt: float) -> None:
         self.runner.run_for(dt)
 
+    def wait_pdu(self, limit_s: float = 90.0) -> None:
+        """Run until the flight software knows the PDU's channels (its first PDU housekeeping after a start):
+        until then unknown channels count at full power and power-on is refused (POWER_BUDGET)."""
+        if self.fsw.power.last_hk is not None:
+            return
+        self.runner.run_for(limit_s, stop=lambda: self.fsw.power.last_hk is not None)
+        self.runner.run_until(math.ceil(self.clock.now()))  # on to a whole second: tests compute times from it
+
     def power_on(self, *names: str, run: float = 0.0) -> dict[str, PusTc]:
         """Send PAYLOAD_POWER_ON for each name (through the flight software); optionally run a while."""
+        self.wait_pdu()
         tcs = {n: self.send("PAYLOAD_POWER_ON", unit=n) for n in names}
         if run:
             self.run(run)

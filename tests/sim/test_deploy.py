@@ -68,20 +68,21 @@ def names(b: DeployBench, unit: str | None = None) -> list[str]:
 
 def hw_safe(b: DeployBench, unit: str) -> bool:
     m = b.models[unit]
-    return not (m.bus_relay or m.arm_relay or m.fire_switch or b.pdu.on[unit])
+    return not (m.bus_relay or m.arm_relay or m.fire_switch or b.pdu_on(unit))
 
 
 # ---------------------------------------------------------------------------------------------
 # nominal
 # ---------------------------------------------------------------------------------------------
 
-def test_nominal_alpine_split_spool_release() -> None:
-    b = bench()
+@pytest.mark.parametrize("pdu", ["real", "fake"])
+def test_nominal_alpine_split_spool_release(pdu: str) -> None:
+    b = bench(pdu=pdu)
     m = b.models["ALPINE"]
     arm = b.arm("ALPINE")
     assert subs(b, arm) == OK
     assert b.unit_state("ALPINE") == "ARMED"
-    assert m.bus_relay and m.arm_relay and not m.fire_switch and b.pdu.on["ALPINE"]   # two inhibits removed
+    assert m.bus_relay and m.arm_relay and not m.fire_switch and b.pdu_on("ALPINE")   # two inhibits removed
     b.run(1.0)
     hk = b.deploy_hk("ALPINE")
     assert hk["DEP_STATE"] == "ARMED" and 115 <= hk["DEP_ARM_LEFT"] <= 120 and hk["DEP_BUS_RELAY"]
@@ -116,17 +117,22 @@ def test_nominal_alpine_split_spool_release() -> None:
     assert b.models["LUPINE"].fire_log == [] and b.unit_state("LUPINE") == "SAFE"
 
 
-def test_nominal_lupine_burn_wire_draws_30_w_for_seconds() -> None:
-    b = bench()
+@pytest.mark.parametrize("pdu", ["real", "fake"])
+def test_nominal_lupine_burn_wire_draws_30_w_for_seconds(pdu: str) -> None:
+    b = bench(pdu=pdu)
     m = b.models["LUPINE"]
     assert subs(b, b.arm("LUPINE")) == OK
     fire = b.send("DEPLOY_FIRE", unit="LUPINE")
     b.run(2.0)
     # burning: 30 W from the actuator bus, seen by the controller and by the PDU
     assert m.power_w(b.now) == pytest.approx(30.0)
-    assert b.pdu.current("LUPINE", b.now) == pytest.approx(30.0 / 28.0)
+    assert b.pdu_current("LUPINE") == pytest.approx(30.0 / 28.0)
     hk = b.deploy_hk("LUPINE")
     assert hk["DEP_STATE"] == "FIRING" and hk["DEP_FIRE_SW"]
+    # the flight software's power controller reads the burn from the PDU's current sensor
+    assert b.fsw.power.state("LUPINE").on
+    assert b.fsw.power.state("LUPINE").current_a == pytest.approx(30 / 28, abs=0.02)
+    assert hk["DEP_PDU_ON"] and hk["DEP_PDU_I"] == pytest.approx(30 / 28, abs=0.02)
     assert hk["DEP_ACT_A_I"] == pytest.approx(30 / 28, abs=0.002) and hk["DEP_ACT_B_I"] == 0
     b.run_until(lambda: 7 in subs(b, fire), 20)
     assert subs(b, fire) == FIRE_OK_1 and b.unit_state("LUPINE") == "RELEASED"
@@ -195,13 +201,14 @@ def test_stuck_release_fails_after_both_actuators_and_blocks_until_override() ->
     assert subs(b, b.arm("ALPINE")) == OK
 
 
-def test_pdu_trip_during_burn_fails_the_deploy() -> None:
-    b = bench()
+@pytest.mark.parametrize("pdu", ["real", "fake"])
+def test_pdu_trip_during_burn_fails_the_deploy(pdu: str) -> None:
+    b = bench(pdu=pdu)
     m = b.models["LUPINE"]
     b.arm("LUPINE")
     fire = b.send("DEPLOY_FIRE", unit="LUPINE")
     b.run(1.0)
-    b.pdu.trip("LUPINE", b.now)
+    b.short_circuit("LUPINE")
     b.run(3.0)
     assert b.unit_state("LUPINE") == "FAILED"
     assert b.reports(fire)[-1] == (8, "EXECUTION_FAILED")
@@ -297,7 +304,7 @@ def test_phase_change_clears_the_arm_and_is_refused_while_firing() -> None:
     b.arm("LUPINE")
     b.send("DEPLOY_FIRE", unit="LUPINE")
     b.run(1.0)
-    sp = b.send("SET_PHASE", phase="DESCENT")
+    sp = b.send("SET_PHASE", phase="LUNAR_ORBIT")  # its 45 W budget takes the 30 W burn: the deploy veto decides
     b.run(0.5)
     assert b.reports(sp)[-1] == (4, "BUSY")
     assert b.fsw.phases.current.name == "DEPLOY"
@@ -422,6 +429,23 @@ def test_disarm_clears_and_is_idempotent() -> None:
     assert hw_safe(b, "ALPINE") and b.unit_state("ALPINE") == "SAFE"
 
 
+def test_disarm_aborts_a_burn_in_progress() -> None:
+    b = bench()
+    m = b.models["LUPINE"]
+    b.arm("LUPINE")
+    fire = b.send("DEPLOY_FIRE", unit="LUPINE")
+    b.run(2.0)
+    assert m.power_w(b.now) == 30.0
+    dis = cmd(b, "DEPLOY_DISARM", "LUPINE")
+    assert subs(b, dis) == OK
+    assert m.power_w(b.now) == 0.0 and hw_safe(b, "LUPINE") and m.released_at is None
+    assert b.unit_state("LUPINE") == "FAILED" and record(b, "LUPINE")["reason"] == "DISARM"
+    assert b.reports(fire)[-1] == (8, "EXECUTION_FAILED")
+    assert b.failure_data(fire)[-1] == b.d.lander.enums["DEPLOY_REASON"].values["DISARM"]
+    b.run(60.0)
+    assert len(m.fire_log) == 1  # no retry after an abort
+
+
 def test_replayed_fire_after_release_does_not_fire_again() -> None:
     b = bench()
     b.arm("ALPINE")
@@ -461,7 +485,7 @@ def test_every_rejection_gets_a_failure_report_and_two_events() -> None:
     assert [e["REJ_CODE"] for e in rej] == ["PHASE_FORBIDS"] * 3
     assert [(e["EVT_DEP_UNIT"], e["EVT_DEP_FUNCTION"], e["EVT_DEP_CODE"]) for e in dep] == [
         ("ALPINE", 16, "PHASE_FORBIDS"), ("LUPINE", 17, "PHASE_FORBIDS"), ("ALPINE", 19, "PHASE_FORBIDS")]
-    b.run(10.0)  # cruise: housekeeping every 10 periods
+    b.run_until(lambda: b.deploy_hk("LUPINE") is not None, 60.0)  # cruise: housekeeping is slow
     assert b.deploy_hk("ALPINE")["DEP_REJECTS"] == 2 and b.deploy_hk("LUPINE")["DEP_REJECTS"] == 1
     assert b.fsw.counters.tc_rejected == 3
 
@@ -556,9 +580,9 @@ def test_restarts_never_refire_a_released_unit() -> None:
     assert b.fsw.restarts == 4
 
 
-def _crash_during_fire(k: int, open_circuit: bool) -> DeployBench:
+def _crash_during_fire(k: int, open_circuit: bool, pdu: str = "real") -> DeployBench:
     """Arm Alpine, then kill the flight software at the (k+1)-th durable write from the FIRE on."""
-    b = bench()
+    b = bench(pdu=pdu)
     if open_circuit:
         b.models["ALPINE"].inject_open_circuit("A", b.now)
     b.arm("ALPINE")
@@ -571,9 +595,10 @@ def _crash_during_fire(k: int, open_circuit: bool) -> DeployBench:
 # the writes of a fire sequence: FIRING(A), then RELEASED; with A open-circuit: FIRING(A), RETRY, FIRING(B), RELEASED
 @pytest.mark.parametrize("open_circuit, writes", [(False, ["FIRING", "RELEASED"]),
                                                   (True, ["FIRING", "RETRY", "FIRING", "RELEASED"])])
-def test_kill_at_every_write_of_a_fire_sequence(open_circuit: bool, writes: list[str]) -> None:
+@pytest.mark.parametrize("pdu", ["real", "fake"])
+def test_kill_at_every_write_of_a_fire_sequence(open_circuit: bool, writes: list[str], pdu: str) -> None:
     for k in range(len(writes) + 1):
-        b = _crash_during_fire(k, open_circuit)
+        b = _crash_during_fire(k, open_circuit, pdu)
         m = b.models["ALPINE"]
         if k == len(writes):
             assert not b.host.crash_log, "no crash: the whole sequence completed"
@@ -741,6 +766,41 @@ def test_failed_switch_stuck_closed_retries_then_fails_and_ground_affirms() -> N
     assert b.unit_state("ALPINE") == "RELEASED"
 
 
+def test_a_wrong_override_does_not_lead_to_a_second_fire() -> None:
+    """Released on A with switch 2 failed closed: FAILED.  Ground wrongly overrides STOWED: the open
+    switch still refuses the arm and the fire (the switches are checked whatever the record says)."""
+    b = bench()
+    m = b.models["ALPINE"]
+    m.inject_failed_switch(1, "closed", b.now)
+    b.arm("ALPINE")
+    fire_and_wait(b, "ALPINE")
+    assert b.unit_state("ALPINE") == "FAILED" and m.released_at is not None
+    assert subs(b, cmd(b, "DEPLOY_OVERRIDE", "ALPINE", state="STOWED")) == OK
+    b.settle_safe()
+    arm = cmd(b, "DEPLOY_ARM", "ALPINE")
+    assert rejected_with(b, arm) == "FAULT_ACTIVE"
+    from fsw.core.deploy import ARM_CONDITIONS
+    mask = b.failure_data(arm)[0]
+    assert {n for i, (n, _) in enumerate(ARM_CONDITIONS) if mask >> i & 1} == {"switches_closed", "no_fault"}
+    assert rejected_with(b, cmd(b, "DEPLOY_FIRE", "ALPINE")) == "NOT_ARMED"
+    assert len(m.fire_log) == 2  # A, then B in the same sequence; nothing after
+
+
+def test_one_switch_opening_is_not_a_release() -> None:
+    """A stuck release, and switch 1 fails open during the fire: one open switch does not make RELEASED."""
+    b = bench()
+    m = b.models["ALPINE"]
+    m.inject_stuck_release()
+    b.arm("ALPINE")
+    fire = b.send("DEPLOY_FIRE", unit="ALPINE")
+    b.run(0.2)
+    m.inject_failed_switch(0, "open", b.now)
+    b.run_until(lambda: any(s == 8 for s in subs(b, fire)), 30)
+    assert b.unit_state("ALPINE") == "FAILED" and m.released_at is None
+    assert [f.actuator for f in m.fire_log] == ["A", "B"]
+    assert not b.events("DEPLOY_RELEASED")
+
+
 def test_inhibit_removed_without_reason_is_put_back() -> None:
     """A relay closing on its own (or by a stray command) is a fault: the manager commands safe again."""
     b = bench()
@@ -802,7 +862,7 @@ def _perturb(b: DeployBench, what: str) -> None:
     elif what == "stale":
         u.tm = replace(u.tm, at=b.now - 10.0)
     elif what == "pdu_off":
-        b.power._snap["ALPINE"] = b.power._snap["ALPINE"]._replace(on=False)  # noqa: SLF001
+        b.force_power_view("ALPINE", on=False)
     elif what == "bus_relay":
         u.tm = replace(u.tm, bus_relay=False)
     elif what == "arm_relay":
@@ -865,7 +925,7 @@ def test_arm_prerequisites_come_from_their_sources(what: str) -> None:
     elif what == "bus_relay":
         u.tm = replace(u.tm, bus_relay=True)
     elif what == "pdu_on":
-        b.power._snap["ALPINE"] = b.power._snap["ALPINE"]._replace(on=True)  # noqa: SLF001
+        b.force_power_view("ALPINE", on=True)
     else:
         _perturb(b, what)
     after = dm.arm_prereqs(u, b.now)

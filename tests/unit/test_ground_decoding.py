@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fsw.dictionary import load_dictionary
 from fsw.protocol import ASM, Dropped, PusTc, PusTm, crc16, frame
-from ground.commanding import build_tc
+from ground.commanding import confirm_target, build_tc
 from ground.decoding import (
     STAGE_OF_SUBSERVICE, PacketDecoder, decode_dropped, detect_format, iter_file_records,
 )
@@ -178,8 +178,9 @@ def valid_args(cmd):
 
 @pytest.mark.parametrize("cmd", every_command(), ids=lambda c: f"{c.system}.{c.name}")
 def test_every_command_decodes_as_tc(cmd):
-    tc = build_tc(D, cmd.name, valid_args(cmd), cmd.system, seq_count=9,
-                  confirm=cmd.system if cmd.hazardous else None)
+    args = valid_args(cmd)
+    tc = build_tc(D, cmd.name, args, cmd.system, seq_count=9,
+                  confirm=confirm_target(D, cmd, args) if cmd.hazardous else None)
     rec = DEC.decode(tc.pack())
     assert BASE_KEYS <= rec.keys() and "error" not in rec, rec
     assert rec["packet_type"] == "TC" and rec["name"] == cmd.name and rec["system"] == cmd.system

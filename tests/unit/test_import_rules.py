@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PURE_PACKAGES = ["fsw/protocol", "fsw/dictionary", "fsw/core", "hw_sim/models"]
 PURE_MODULES = ["ground/decoding.py", "ground/commanding.py", "ground/verification.py", "ground/node.py",
-                "hw_sim/faults.py", "ground/xtce.py", "ground/icd.py", "ground/fop1.py", "ground/scenario.py"]
+                "hw_sim/faults.py", "ground/xtce.py", "ground/icd.py", "ground/fop1.py", "ground/scenario.py",
+                "ground/spacelink.py", "ground/archive_query.py", "ground/console_model.py"]
 FORBIDDEN = {"serial", "threading", "socket", "time", "os", "subprocess", "select", "selectors", "asyncio",
              "pty", "tty", "termios", "fcntl", "signal", "multiprocessing", "sqlite3", "shutil", "tempfile",
              "random", "datetime.datetime.now"}

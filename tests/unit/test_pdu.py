@@ -290,7 +290,7 @@ def test_whatever_happens_a_tripped_channel_is_off_and_a_load_is_powered_iff_its
         elif op == "short":
             r.pdu.inject_overcurrent(ch_name)
         elif op == "clear":
-            ch.fault_extra_a = 0.0
+            r.pdu.clear_fault(ch_name)
         elif op == "reset":
             r.ground.tc("PDU_RESET_TRIP", channel=ch_name)
         else:
@@ -316,3 +316,29 @@ def test_models_are_registered_and_unknown_units_get_the_generic_model() -> None
     custom = dataclasses.replace(D.system("FSS"), name="NEWPAY")
     m = make_model(D, custom, random.Random(1), powered=False)
     assert type(m) is UnitModel and not m.powered
+
+
+def test_a_quick_power_cycle_boots_once_and_forgets_what_was_under_way() -> None:
+    r = Rig()
+    r.run(1)
+    fss = r.units["FSS"]
+    r.ground.tc("PDU_SWITCH", channel="FSS", state="ON")
+    r.run(5.5)
+    assert fss.answering(r.now())
+    r.ground.tc("FSS_SET_MODE", "FSS", mode="CHECKOUT")
+    r.run(0.5)
+    level = r.ground.tc("FSS_LEVEL", "FSS", target_urad=-1000)   # 28 s of levelling
+    r.run(1)
+    r.ground.tc("PDU_SWITCH", channel="FSS", state="OFF")
+    r.run(2)
+    r.ground.tc("PDU_SWITCH", channel="FSS", state="ON")         # on again, well within the first boot's timers
+    r.run(1)
+    r.ground.tc("PDU_SWITCH", channel="FSS", state="OFF")
+    r.run(0.5)
+    r.ground.tc("PDU_SWITCH", channel="FSS", state="ON")
+    r.run(40)
+    hk = [t for port, t, tm in r.ground.tms if port == "fss" and tm.service == 3]
+    recent = [t for t in hk if t > r.now() - 10]
+    assert len(recent) == 10                                     # one housekeeping stream, not two
+    assert [s for s, _ in r.ground.reports(level)] == [1, 3]     # its completion died with the power
+    assert fss.stats["power_cycles"] == 3 and fss.mode == "SURVIVAL"

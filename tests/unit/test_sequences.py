@@ -184,9 +184,10 @@ def test_wait_on_a_phase_change_from_ground() -> None:
     started(h)
     h.run(20)
     h.command("SET_PHASE", phase="CRUISE")
-    h.run(60)
-    # CRUISE slows housekeeping tenfold: the next LANDER_HK comes 10 s after the change
-    assert h.pings() == [T0 + 30]
+    factor = load_dictionary().phases["CRUISE"].hk_factor
+    h.run(factor + 30)
+    # CRUISE slows housekeeping by its hk_factor: the next LANDER_HK comes that many periods after the change
+    assert h.pings() == [T0 + 20 + factor * load_dictionary().lander.hk_period_s]
     assert h.events("SEQ_COMPLETED")
 
 

@@ -223,6 +223,38 @@ class TestReassembler:
         good = [p for p in out if not isinstance(p, Dropped)]
         assert good[-1] == pkts[-1] and all(p in pkts for p in good)
 
+    def test_late_duplicates_do_not_break_the_stream(self) -> None:
+        mux = _mux()
+        pkts = [_pkt(i, 60) for i in range(8)]
+        for p in pkts:
+            mux.queue(0, p)
+        frames = [parse_tm_frame(f, CFG) for f in _drain(mux)]
+        r = VcReassembler()
+        got = []
+        for k, f in enumerate(frames):
+            got += r.feed(f)
+            if k == 3:
+                got += r.feed(frames[1])          # a duplicate of an earlier frame arrives late
+        assert [p for p in got if not isinstance(p, Dropped)] == pkts
+        assert r.stale_frames == 1 and r.frames_lost == 0
+
+    def test_a_restarted_count_is_a_new_stream(self) -> None:
+        mux = _mux()
+        for i in range(4):
+            mux.queue(0, _pkt(i, 60))
+        frames = [parse_tm_frame(f, CFG) for f in _drain(mux)]
+        r = VcReassembler()
+        for f in frames:
+            r.feed(f)
+        mux2 = _mux()                             # the sender restarted: counts from 0 again
+        new = [_pkt(10 + i, 60) for i in range(4)]
+        for p in new:
+            mux2.queue(0, p)
+        got = []
+        for f in _drain(mux2):
+            got += [p for p in r.feed(parse_tm_frame(f, CFG)) if not isinstance(p, Dropped)]
+        assert got and got == new[-len(got):] and r.stale_frames == 1
+
     def test_pointer_checks(self) -> None:
         r = VcReassembler()
         data = bytes(CFG.data_len)

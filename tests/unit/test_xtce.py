@@ -56,7 +56,8 @@ def _random_raw(p: Parameter, rng: random.Random) -> Any:
 
 def _same(ours: Any, theirs: Any, where: str) -> None:
     if isinstance(ours, float) or isinstance(theirs, float):
-        assert math.isclose(float(ours), float(theirs), rel_tol=1e-12, abs_tol=1e-12), f"{where}: {ours!r} != {theirs!r}"
+        assert math.isclose(float(ours), float(theirs), rel_tol=1e-12, abs_tol=1e-12), \
+            f"{where}: {ours!r} != {theirs!r}"
     else:
         assert ours == theirs, f"{where}: ours {ours!r} != space-packet-parser {theirs!r}"
         assert type(ours) is type(theirs) or isinstance(theirs, type(ours)), \
