@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .dictionary import DictionaryError, load_dictionary
+from .io.cliutil import dictionary_or_none, parse_pairs
 
 EPILOG = """\
 link specs (PORT=SPEC, repeatable; PORT is 'ground' or a unit's port name from the dictionary):
@@ -31,16 +31,6 @@ examples:
   fsw --link fss=/dev/ttyUSB0 --baud fss=38400
   fsw --state-dir /var/lib/fsw --phase SURFACE --duration 3600
 """
-
-
-def _parse_pairs(items: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        port, sep, value = item.partition("=")
-        if not sep or not port or not value:
-            raise ValueError(f"{what} {item!r} must look like PORT=VALUE")
-        out[port.strip().lower()] = value.strip()
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,14 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        dictionary = load_dictionary(args.dictionary)
-    except (DictionaryError, OSError) as exc:
-        print(f"fsw: dictionary error: {exc}", file=sys.stderr)
+    dictionary = dictionary_or_none("fsw", args.dictionary)
+    if dictionary is None:
         return 2
     try:
-        links_cfg = _parse_pairs(args.link, "--link")
-        bauds = {k: int(v) for k, v in _parse_pairs(args.baud, "--baud").items()}
+        links_cfg = parse_pairs(args.link, "--link")
+        bauds = {k: int(v) for k, v in parse_pairs(args.baud, "--baud").items()}
     except ValueError as exc:
         print(f"fsw: {exc}", file=sys.stderr)
         return 2

@@ -79,9 +79,34 @@ def open_session(link: str, dictionary: Dictionary, baud: int) -> Any:
 def make_session(args: argparse.Namespace, dictionary: Dictionary) -> Any:
     link = args.link or default_link()
     try:
-        return open_session(link, dictionary, args.baud)
+        session = open_session(link, dictionary, args.baud)
     except ValueError as exc:  # fsw.io.link.LinkError: a malformed link spec or line setting
         raise UsageError(f"bad --link {link!r}: {exc}") from None
+    db = getattr(args, "archive", None)
+    if db:
+        from .archive import ArchiveError, ArchiveWriter
+
+        try:
+            session.archive = ArchiveWriter(db, mission=dictionary.mission,
+                                            session=f"ground {args.subcommand} pid {os.getpid()}")
+        except (ArchiveError, OSError) as exc:
+            raise UsageError(f"--archive {db}: {exc}") from None
+        _ARCHIVES.append(session.archive)
+    return session
+
+
+#: archive writers opened by this invocation, closed (committed) when the command ends
+_ARCHIVES: list[Any] = []
+
+
+def close_archives() -> None:
+    while _ARCHIVES:
+        w = _ARCHIVES.pop()
+        try:
+            n = w.close()
+            print(f"ground: archived {n} packets in {w.path}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - reported, never a traceback
+            print(f"ground: archive {w.path}: {exc}", file=sys.stderr)
 
 
 def positive(kind: type) -> Callable[[str], Any]:
@@ -112,6 +137,9 @@ def add_link_options(p: argparse.ArgumentParser) -> None:
                         f"rfc2217://..., loop:// (default: $GROUND_LINK or {DEFAULT_LINK})")
     p.add_argument("--baud", metavar="N", type=positive(int), default=115200,
                    help="line rate in baud for real serial ports (default: 115200)")
+    p.add_argument("--archive", metavar="DB", default=None,
+                   help="also store every packet and command (with its verification stages) in this SQLite "
+                        "archive (see: ground archive)")
 
 
 def to_json(rec: Any) -> str:
@@ -258,6 +286,29 @@ def _confirm_interactively(cmd: Any, target: str) -> str:
     return typed.strip()
 
 
+def _show_hazard_state(session: Any, d: Any, cmd: Any, cli_args: dict) -> None:
+    """Before a hazardous command goes out, show the arm and fire state of the unit it acts on."""
+    target = confirm_target(d, cmd, cli_args)
+    if target not in {u.name for u in d.systems_of_kind("deploy")} or not session.wait_connected():
+        return
+    try:
+        hk = d.lander.packet("DEPLOY_HK")
+    except KeyError:
+        return
+    first = hk.params[0].name if hk.params else ""
+    wait = (hk.period_s or d.lander.hk_period_s) * 3 + 1.0
+    rec = session.wait_for(lambda r: r.get("name") == hk.name and (r.get("params") or {}).get(first) == target,
+                           wait)
+    if rec is None:
+        out(f"{target}: no {hk.name} received in {wait:g} s; its arm and fire state is unknown here")
+        return
+    p = rec["params"]
+    inhibits = ", ".join(f"{k}={'closed' if v else 'open'}" for k, v in p.items()
+                         if k in ("DEP_BUS_RELAY", "DEP_ARM_RELAY", "DEP_FIRE_SW"))
+    out(f"{target}: state {p.get('DEP_STATE')}, arm window {p.get('DEP_ARM_LEFT')} s, attempts "
+        f"{p.get('DEP_ATTEMPTS')}; inhibits: {inhibits}")
+
+
 def _stage_line(upd: VerificationUpdate) -> str:
     r = upd.report
     st = upd.result
@@ -299,6 +350,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     session = make_session(args, d)
     with session:
+        if cmd.hazardous and not args.json:
+            _show_hazard_state(session, d, cmd, cli_args)
         try:
             tc = session.submit(cmd.name, cmd.system, confirm, timeout, cli_args)
         except LinkUnavailable as exc:
@@ -687,7 +740,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return handler(args)
+        try:
+            return handler(args)
+        finally:
+            close_archives()
     except CliError as exc:
         print(f"ground: {exc}", file=sys.stderr)
         return exc.code

@@ -47,7 +47,8 @@ class GroundSession:
     def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, link: Any = None,
                  clock: Any = None, name: str = "ground", source_id: int = GROUND_SOURCE_ID, pace: bool = False,
                  on_event: Callable[..., None] | None = None, idle_flush_s: float = 0.2,
-                 poll_interval_s: float = 0.1, connect_timeout_s: float = 2.0, backlog: int = 10000) -> None:
+                 poll_interval_s: float = 0.1, connect_timeout_s: float = 2.0, backlog: int = 10000,
+                 archive: Any = None) -> None:
         self.link_spec = link_spec
         self.dictionary = dictionary
         self.clock = clock if clock is not None else RealClock(dictionary.epoch)
@@ -68,6 +69,9 @@ class GroundSession:
             link = Link(link_spec, name=name, baud=baud, pace=pace, on_event=self._on_link_event)
         self.link = link
         self._opened = False
+        self.name = name
+        #: an :class:`ground.archive.ArchiveWriter` that receives every packet and command, or None
+        self.archive = archive
 
     # -- lifetime -------------------------------------------------------------------------------------------
     def open(self) -> "GroundSession":
@@ -147,6 +151,8 @@ class GroundSession:
                 rec["link"] = self.link_spec
                 rec["rx_time"] = now
                 self.stats["dropped_bytes"] += item.nbytes
+                if self.archive is not None:
+                    self.archive.add(b"", rec, now, self.link_spec)
             else:
                 rec, _pkt = self.decoder.decode_packet(item, self.link_spec, now)
                 self.stats["packets"] += 1
@@ -156,9 +162,13 @@ class GroundSession:
                     upd = self.tracker.add_record(rec, now)
                     if upd is not None and upd.result.command is not None:
                         rec["command"] = upd.result.command
+                if self.archive is not None:
+                    self.archive.add(item, rec, now, self.link_spec)
             out.append(rec)
             self._push(rec)
-        self.tracker.expire(now)
+        for upd in self.tracker.expire(now):
+            if self.archive is not None:
+                self.archive.add_timeout(upd.result.apid, upd.result.seq_count, now)
         return out
 
     def packets(self, timeout: float | None = None, include_dropped: bool = True) -> Iterator[dict]:
@@ -210,6 +220,10 @@ class GroundSession:
             raise LinkUnavailable(f"cannot write to {self.link_spec}: {exc}") from None
         self.seq.advance(cmd.apid)
         self.stats["tc_sent"] += 1
+        if self.archive is not None:
+            self.archive.add_command(tc, self.clock.now(), command=cmd.name, system=cmd.system, args=dict(args or {}),
+                                     session=None, link=self.link_spec,
+                                     timeout_s=timeout if timeout is not None else cmd.timeout_s)
         self.tracker.add_tc(tc, self.clock.now(), timeout if timeout is not None else cmd.timeout_s, cmd.name)
         return tc
 

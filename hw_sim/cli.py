@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from fsw.dictionary import DictionaryError, load_dictionary
+from fsw.io.cliutil import dictionary_or_none, parse_pairs
 
 EPILOG = """\
 unit specs (NAME=SPEC, repeatable; NAME is a unit name from the dictionary, e.g. FSS, PDU, ALPINE):
@@ -53,27 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep or not k or not v:
-            raise ValueError(f"{what} {it!r} must look like NAME=VALUE")
-        out[k.strip().upper()] = v.strip()
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        dictionary = load_dictionary(args.dictionary)
-    except (DictionaryError, OSError) as exc:
-        print(f"hw-sim: dictionary error: {exc}", file=sys.stderr)
+    dictionary = dictionary_or_none("hw-sim", args.dictionary)
+    if dictionary is None:
         return 2
     try:
-        specs = _pairs(args.unit, "--unit")
-        bauds = {k: int(v) for k, v in _pairs(args.baud, "--baud").items()}
-        faults = _pairs(args.fault, "--fault")
+        specs = parse_pairs(args.unit, "--unit", upper=True)
+        bauds = {k: int(v) for k, v in parse_pairs(args.baud, "--baud", upper=True).items()}
+        faults = parse_pairs(args.fault, "--fault", upper=True)
     except ValueError as exc:
         print(f"hw-sim: {exc}", file=sys.stderr)
         return 2
