@@ -193,19 +193,32 @@ class MissionRun:
                 self.progress(f"{_lplus(b.now - self.launch)}  {'PASS' if held else 'FAIL'} {step.criterion}: {out.detail}")
             return
         args = " ".join(f"{k}={v}" for k, v in step.args.items())
+        if not self.contact.in_contact:
+            # operators uplink at acquisition of signal: wait for the next contact window (a day at most)
+            nxt = self.relay.next_change(b.now)
+            if nxt - b.now < 86400.0:
+                self.progress(f"{_lplus(out.at)}  waiting for acquisition of signal to send {step.command}")
+                b.run_until(nxt + 5.0, lambda: bool(self.contact.in_contact))
+                b.run_for(5.0)  # margin after AOS for the light time
+                out.at = b.now - self.launch
+        # verification windows include the round-trip light time and what is queued on the link ahead
+        link_s = 2 * self.relay.one_way_delay(b.now) + self.up.backlog(b.now) + self.down.backlog(b.now)
         try:
             if step.kind == "schedule":
                 assert step.release is not None
                 release = self.launch + step.release
-                inner = b.ground.prepare(step.command or "", b.now, release, step.system, step.confirm, step.args)
-                outer = b.ground.send_raw("SCHED_INSERT", encode_insert([(release, inner)]), b.now)
+                # the link at release time is not known now: allow a minute for light time and queues
+                inner = b.ground.prepare(step.command or "", b.now, release + link_s + 60.0, step.system,
+                                         step.confirm, step.args)
+                outer = b.ground.send_raw("SCHED_INSERT", encode_insert([(release, inner)]), b.now,
+                                          timeout=b.dictionary.command("SCHED_INSERT").timeout_s + link_s)
                 insert = StepOutcome(Step(step.index, step.at, "send", command="SCHED_INSERT"), at=out.at)
                 self.outcomes.append(insert)
                 self._pending.append((insert, outer))
                 self._pending.append((out, inner))
                 self.progress(f"{_lplus(out.at)}  schedule {step.command} {args} for {_lplus(step.release)}")
                 return
-            tc = b.submit(step.command or "", step.system, step.confirm, step.timeout, **step.args)
+            tc = b.submit(step.command or "", step.system, step.confirm, step.timeout + link_s, **step.args)
         except (KeyError, ValueError) as exc:
             out.ok = False
             out.detail = f"not sent: {exc}"

@@ -39,6 +39,7 @@ class GroundNode(Node):
         self._observers: list[Callable[[dict], None]] = []
         self._expiry = None
         self._lander = dictionary.lander.name
+        self._finished: set[int] = set()  # request ids whose outcome is counted (a TC counts once)
 
     def on_record(self, fn: Callable[[dict], None]) -> None:
         self._observers.append(fn)
@@ -101,8 +102,10 @@ class GroundNode(Node):
     def _expire(self, now: float) -> None:
         self._expiry = None
         for upd in self.tracker.expire(now):
-            self.results.append(upd.result)
-            self.counts["tc_timeout"] += 1
+            if upd.result.request_id not in self._finished:
+                self._finished.add(upd.result.request_id)
+                self.results.append(upd.result)
+                self.counts["tc_timeout"] += 1
         self._arm_expiry()
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -114,7 +117,8 @@ class GroundNode(Node):
             rec = self.decoder.decode_parsed(pkt, link=port, rx_time=now)
             if isinstance(pkt, PusTm) and pkt.service == 1:
                 upd = self.tracker.add_tm(pkt, now)
-                if upd is not None and upd.result.done:
+                if upd is not None and upd.result.done and upd.result.request_id not in self._finished:
+                    self._finished.add(upd.result.request_id)
                     self.results.append(upd.result)
                     self.counts["tc_ok" if upd.result.ok else "tc_failed"] += 1
         self._absorb(rec, now)

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..dictionary import Command, System, TmPacket
 from ..protocol.pus import PusTc, PusTm
-from .state import StateStore, load_record, save_record, unseal
+from .state import StateStore, save_record, unseal
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -362,6 +362,8 @@ class DeployManager:
         self._seq = 0
         self._now = 0.0
         self._hk_entry = None
+        self._ticker: Any = None           # the monitoring tick: runs only while something may change
+        self._tick_last: float | None = None
         for name in OWN_COMMANDS:
             fsw.register_command(name, getattr(self, "_cmd_" + name[len("DEPLOY_"):].lower()))
         fsw.hk.register("DEPLOY_HK", self._hk)
@@ -408,10 +410,14 @@ class DeployManager:
             if u.state == "UNKNOWN":
                 self._emit("DEPLOY_STATE_UNKNOWN", u, now, EVT_DEP_REASON=u.unknown_reason)
             self._safe_hw(u, now)   # a restart clears any arm: the inhibits go back in place
-        self.fsw.timers.every(self.opts.tick_s, self._tick, now + self.opts.tick_s)
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._ticker = self.fsw.timers.every(self.opts.tick_s, self._tick, now + self.opts.tick_s)
         power = self._power()
         if power is not None and hasattr(power, "on_trip"):
             power.on_trip(self._on_trip)
+        if power is not None and hasattr(power, "on_update"):
+            power.on_update(self._wake)
 
     def _watch_other_hazards(self) -> None:
         """Any hazardous lander command that is not ours clears the arm (wraps its handler).
@@ -454,6 +460,7 @@ class DeployManager:
         return None if u.record is None else u.record.get("fired_at")
 
     def _enter(self, u: Unit, state: str, now: float) -> None:
+        self._wake(now)
         u.state = state
         u.gen += 1
         u.entered_at = now
@@ -805,6 +812,7 @@ class DeployManager:
     # -- safing ------------------------------------------------------------------------------------
     def _safe_hw(self, u: Unit, now: float) -> None:
         """Command the inhibits back in place and the PDU channel off; telemetry confirms it."""
+        self._wake(now)
         u.safing = True
         u.safe_sent_at = now
         self._send(u, "SAFE")
@@ -832,15 +840,29 @@ class DeployManager:
 
     def _tick(self, now: float) -> None:
         self._now = now
+        self._tick_last = now
         for u in self.units.values():
             self.evaluate(u, now)
+        # Quiescent (every unit idle, not safing, no active fault): with no new input a tick changes
+        # nothing (time alone only lets telemetry go stale, which can only remove faults), so the tick
+        # stops until the next input (_wake) and resumes on its grid.
+        if self._ticker is not None and all(u.state not in ACTIVE and not u.safing and not u.faults
+                                            for u in self.units.values()):
+            self._ticker.cancel()
+
+    def _wake(self, now: float) -> None:
+        """An input that may change what the monitoring tick sees: make sure the tick runs."""
+        if self._ticker is not None:
+            self._ticker.resume(now, self._tick_last)
 
     def _on_trip(self, *args: Any) -> None:
+        self._wake(self._now)
         for u in self.units.values():
             self.evaluate(u, self._now)
 
     def _on_link(self, port: str, up: bool, now: float) -> None:
         self._now = now
+        self._wake(now)
         for u in self.units.values():
             if u.system.port == port:
                 if up and u.safing:
@@ -894,6 +916,7 @@ class DeployManager:
         if u is None:
             return
         self._now = now
+        self._wake(now)
         data = tm.source_data
         if tm.service == 3 and tm.subservice == 25:
             if len(data) < 2 or int.from_bytes(data[:2], "big") != u.status_pkt.sid:
@@ -954,6 +977,7 @@ class DeployManager:
 
     def _phase_changed(self, old: Any, new: Any, now: float) -> None:
         self._now = now
+        self._wake(now)
         self._clear_all_arms(now, "PHASE_CHANGE")
 
     # -- housekeeping ----------------------------------------------------------------------------------

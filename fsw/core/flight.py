@@ -236,7 +236,9 @@ class FlightSoftware(Node):
         self.restarts = int(rec.get("restarts", 0)) + 1
         save_record(self.store, "fsw", {"restarts": self.restarts})
         self.hk.start(now)
-        self.timers.every(self.time_report_period, self._time_at_the_tone, now + self.time_report_period)
+        self._tone = self.timers.every(self.time_report_period, self._time_at_the_tone, now + self.time_report_period)
+        self._tone_last: float | None = None
+        self.payload_power_changed(now)
         for hook in self._start_hooks:
             hook(now)
         self.emit("BOOT", now, BOOT_RESTARTS=min(self.restarts, 0xFFFF))
@@ -375,10 +377,28 @@ class FlightSoftware(Node):
     # -- periodic work -----------------------------------------------------------
     def _time_at_the_tone(self, now: float) -> None:
         """PUS 9: after each 1 PPS pulse, the time of the pulse to every payload that is powered."""
-        data = self.dictionary.encode_tm(self._time_report, {"RATE_EXP": 0, "TONE_TIME": now})
+        self._tone_last = now
+        data = None
         for u in self.units:
             if u.kind == "payload" and self._listening(u):
+                if data is None:
+                    data = self.dictionary.encode_tm(self._time_report, {"RATE_EXP": 0, "TONE_TIME": now})
                 self.send_to_unit(u, self.tm.make(9, 2, data, now))
+        self.payload_power_changed(now)
+
+    def payload_power_changed(self, now: float) -> None:
+        """The payload manager powered or unpowered a payload: the tone timer runs only while one is powered
+        (it stays on its grid, so the reports go out at the same instants as if it had never stopped)."""
+        tone = getattr(self, "_tone", None)
+        if tone is None:
+            return
+        manager = getattr(self, "payloads", None)
+        needed = (manager is None or not getattr(manager, "active", False)
+                  or any(p.state in POWERED_STATES for p in manager.payloads.values()))
+        if needed:
+            tone.resume(now, self._tone_last)
+        elif tone.active:
+            tone.cancel()
 
     def _listening(self, unit: System) -> bool:
         """The unit's line is up and, for a payload, the payload manager has it powered."""

@@ -336,6 +336,10 @@ class PayloadManager:
     def _entered(self, p: Payload, old: str, now: float) -> None:
         p.entered_at = now
         new = p.state
+        if (new in POWERED) != (old in POWERED):
+            hook = getattr(self.fsw, "payload_power_changed", None)
+            if hook is not None:
+                hook(now)   # time at the tone runs only while a payload is powered
         if new == "BOOTING":
             p.mode = p.boot_mode
             p.expect_seq = None
@@ -377,6 +381,7 @@ class PayloadManager:
             p.op, p.op_token = None, None
 
     def _act_switch_on(self, p: Payload, now: float, **_: Any) -> None:
+        p.adopted = False
         token = self._begin(p, "ON")
         self._switch(p, p.channel, True, now, lambda pp, ok, code, t: self._switched_on(pp, token, ok, code, t))
 
@@ -412,6 +417,7 @@ class PayloadManager:
 
     def _act_power_cycle(self, p: Payload, now: float, **_: Any) -> None:
         p.cycling = True
+        p.adopted = False   # switched on by the manager from now on: it boots in its boot mode
         p.boot_deadline = None
         token = self._begin(p, "CYCLE")
 
@@ -620,7 +626,7 @@ class PayloadManager:
             if 0 < gap < SEQ_MOD // 2:
                 p.drops += gap
         p.expect_seq = (tm.seq_count + 1) % SEQ_MOD
-        if p.state not in POWERED or now < p.heard_after:
+        if p.state not in POWERED or p.cycling or now < p.heard_after:
             return  # bytes from before the payload was last switched off
         p.last_heard = now
         if tm.service == 1:
@@ -893,7 +899,7 @@ class PayloadManager:
 
         Unknowns count at the payload's highest mode power: a channel the PDU has not reported since the
         flight software started.  A payload found on, whose mode has not been heard yet, counts at the
-        declared power its measured current matches (the highest such; the highest of all if none does).
+        declared mode power its measured current shows (see :meth:`_inferred_power`).
         """
         assert self.power is not None
         st = self.power.state(p.channel)
@@ -912,15 +918,17 @@ class PayloadManager:
         return w
 
     def _inferred_power(self, p: Payload) -> float:
-        """The declared mode power the PDU's current reading of the payload's main channel matches."""
+        """The declared mode power the PDU's reading of the payload's main channel shows: the highest one
+        not above the reading (plus noise), and at least the boot mode's.  A reading above every mode is a
+        transient (an inrush tail caught by the sample): a real overdraw trips the channel instead."""
         assert self.power is not None
         st = self.power.state(p.channel)
         declared = list(p.system.power_w.values())
         if st.updated_at is None or not declared:
             return max(declared, default=0.0)
         measured = st.current_a * self.power.bus_v
-        near = [w for w in declared if abs(w - measured) <= INFER_TOLERANCE_W]
-        return max(near) if near else max(declared)
+        below = [w for w in declared if w <= measured + INFER_TOLERANCE_W]
+        return max(below + [self._mode_power(p, p.boot_mode)])
 
     def committed_w(self) -> float:
         """Budgeted power of every payload, heater and actuator channel."""

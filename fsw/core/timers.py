@@ -129,6 +129,21 @@ class Periodic:
             self._timer.cancel()
             self._timer = None
 
+    def resume(self, now: float, after: float | None = None) -> None:
+        """Re-file a cancelled timer on its own grid: the first slot at or after ``now`` (strictly after
+        ``after``, the time it last fired, if given).  A timer that is running is left alone."""
+        if self._timer is not None:
+            return
+        period, anchor = self._period, self._anchor
+        k = max(self._k, math.ceil((now - anchor) / period))
+        while k > 0 and anchor + (k - 1) * period >= now:  # guard against rounding in the division
+            k -= 1
+        while anchor + k * period < now or (after is not None and anchor + k * period <= after):
+            k += 1
+        self._k = k
+        self._next = anchor + k * period
+        self._timer = self._q.call_at(self._next, self._fire)
+
     @property
     def active(self) -> bool:
         return self._timer is not None

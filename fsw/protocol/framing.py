@@ -124,52 +124,62 @@ class Deframer:
         its marker) or into exactly one :class:`Dropped` record.
         """
         buf = self._buf
+        mv = memoryview(buf)  # slices without copies; released before the buffer is resized
         pos = 0
         n = len(buf)
         max_packet = self.max_packet
         min_packet = self.min_packet
-        while True:
-            i = buf.find(ASM, pos)
-            if i < 0:
-                # keep a tail that could be the start of a marker (unless the stream is over)
-                keep = n if final else max(pos, n - (ASM_LEN - 1))
-                self._drop(out, DropReason.NO_SYNC, keep - pos)
-                pos = keep
-                break
-            if i > pos:
-                self._drop(out, DropReason.NO_SYNC, i - pos)
-                pos = i
-            h = i + ASM_LEN
-            if n - h < PRIMARY_HEADER_LEN:
-                if not final:
-                    break  # wait for the header
-                reason = DropReason.TRUNCATED
-            elif buf[h] >> 5:
-                reason = DropReason.BAD_VERSION
-            else:
-                total = PRIMARY_HEADER_LEN + ((buf[h + 4] << 8) | buf[h + 5]) + 1
-                if total < min_packet:
-                    reason = DropReason.LENGTH_SHORT
-                elif total > max_packet:
-                    reason = DropReason.LENGTH_LONG
+        check_crc = self.check_crc
+        good = 0
+        find = buf.find
+        append = out.append
+        try:
+            while True:
+                i = find(ASM, pos)
+                if i < 0:
+                    # keep a tail that could be the start of a marker (unless the stream is over)
+                    keep = n if final else max(pos, n - (ASM_LEN - 1))
+                    self._drop(out, DropReason.NO_SYNC, keep - pos)
+                    pos = keep
+                    break
+                if i > pos:
+                    self._drop(out, DropReason.NO_SYNC, i - pos)
+                    pos = i
+                h = i + ASM_LEN
+                if n - h < PRIMARY_HEADER_LEN:
+                    if not final:
+                        break  # wait for the header
+                    reason = DropReason.TRUNCATED
+                elif buf[h] >> 5:
+                    reason = DropReason.BAD_VERSION
                 else:
-                    end = h + total
-                    if end > n:
-                        if not final:
-                            break  # wait for the rest of the packet
-                        reason = DropReason.TRUNCATED
-                    elif self.check_crc and _crc_fun(memoryview(buf)[h:end - 2]) != ((buf[end - 2] << 8) | buf[end - 1]):
-                        reason = DropReason.CRC
+                    total = PRIMARY_HEADER_LEN + ((buf[h + 4] << 8) | buf[h + 5]) + 1
+                    if total < min_packet:
+                        reason = DropReason.LENGTH_SHORT
+                    elif total > max_packet:
+                        reason = DropReason.LENGTH_LONG
                     else:
-                        out.append(bytes(buf[h:end]))
-                        self.packets += 1
-                        pos = end
-                        continue
-            # a false, damaged or stale frame: discard up to the next marker after this one
-            j = buf.find(ASM, i + 1)
-            stop = j if j >= 0 else (n if final else max(i + 1, n - (ASM_LEN - 1)))
-            self._drop(out, reason, stop - i)
-            pos = stop
+                        end = h + total
+                        if end > n:
+                            if not final:
+                                break  # wait for the rest of the packet
+                            reason = DropReason.TRUNCATED
+                        # the CRC-16/CCITT-FALSE of a packet followed by its own CRC is zero (and only then):
+                        elif check_crc and _crc_fun(mv[h:end]):
+                            reason = DropReason.CRC
+                        else:
+                            append(bytes(mv[h:end]))
+                            good += 1
+                            pos = end
+                            continue
+                # a false, damaged or stale frame: discard up to the next marker after this one
+                j = find(ASM, i + 1)
+                stop = j if j >= 0 else (n if final else max(i + 1, n - (ASM_LEN - 1)))
+                self._drop(out, reason, stop - i)
+                pos = stop
+        finally:
+            mv.release()
+            self.packets += good
         if pos:
             del buf[:pos]
 

@@ -41,6 +41,12 @@ MIN_TM_LEN: Final = TM_HEADER_LEN + CRC_LEN  # 21
 # primary + secondary header in one precompiled struct each
 _TC_HDR = struct.Struct(">HHHBBBH")
 _TM_HDR = struct.Struct(">HHHBBBHHIH")
+_pack_crc = struct.Struct(">H").pack
+_pack_tc_hdr = _TC_HDR.pack
+_pack_tm_hdr = _TM_HDR.pack
+#: the packet error control is CRC-16/CCITT-FALSE from fsw.protocol.crc (crcmod's C extension)
+_UNSEGMENTED: Final = int(SeqFlags.UNSEGMENTED)
+_MAX_TC_DATA: Final = 0x10000 - TC_SEC_HDR_LEN - CRC_LEN
 
 
 def _check_u8(name: str, v: int) -> None:
@@ -84,8 +90,22 @@ class PusTc(_TcFields):
     def __new__(
         cls, apid: int, service: int, subservice: int, app_data: bytes = b"",
         seq_count: int = 0, source_id: int = 0, ack_flags: int = 0b1111,
-        seq_flags: int = SeqFlags.UNSEGMENTED,
+        seq_flags: int = _UNSEGMENTED,
     ) -> "PusTc":
+        # fast path: ints in range, checked with one expression and a single type() call.  For ints (bools
+        # included, which the checks below accept too) x & -2**k is 0 exactly when 0 <= x < 2**k, and the
+        # result is an int; for anything else it is a TypeError or not an int.  Anything that fails here takes
+        # the checks below, which raise with a precise message or accept int subclasses such as SeqFlags.
+        try:
+            out_of_range = ((apid & -0x800) | ((service | subservice) & -0x100) | (seq_count & -0x4000)
+                            | (source_id & -0x10000) | (ack_flags & -0x10) | (seq_flags & -4))
+            fast = (type(out_of_range) is int and not out_of_range and type(seq_flags) is int
+                    and type(app_data) is bytes and len(app_data) <= 0xFFF9)  # 0xFFF9: _MAX_TC_DATA
+        except TypeError:
+            fast = False
+        if fast:
+            return tuple.__new__(cls, (apid, service, subservice, app_data, seq_count, source_id, ack_flags,
+                                       seq_flags))
         _check_common(apid, seq_count, seq_flags, len(app_data), TC_HEADER_LEN)
         _check_u8("service", service)
         _check_u8("subservice", subservice)
@@ -105,14 +125,12 @@ class PusTc(_TcFields):
         return ((0x1800 | self.apid) << 16) | (self.seq_flags << 14) | self.seq_count
 
     def pack(self) -> bytes:
-        body = _TC_HDR.pack(
-            0x1800 | self.apid,
-            (self.seq_flags << 14) | self.seq_count,
-            TC_SEC_HDR_LEN + len(self.app_data) + CRC_LEN - 1,
-            (PUS_VERSION << 4) | self.ack_flags,
-            self.service, self.subservice, self.source_id,
-        ) + self.app_data
-        return body + _crc_fun(body).to_bytes(2, "big")
+        apid, service, subservice, app_data, seq_count, source_id, ack_flags, seq_flags = self
+        # literals rather than named constants on this hot path: 0x20 is PUS_VERSION << 4, and the length
+        # field is TC_SEC_HDR_LEN + len(app_data) + CRC_LEN - 1
+        body = _pack_tc_hdr(0x1800 | apid, (seq_flags << 14) | seq_count, len(app_data) + 6, 0x20 | ack_flags,
+                            service, subservice, source_id) + app_data
+        return body + _pack_crc(_crc_fun(body))
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTc":
@@ -150,7 +168,7 @@ class PusTm(_TmFields):
         cls, apid: int, service: int, subservice: int, source_data: bytes = b"",
         seq_count: int = 0, msg_counter: int = 0, dest_id: int = 0,
         time: float | None = None, time_coarse: int = 0, time_fine: int = 0,
-        time_ref_status: int = 0, seq_flags: int = SeqFlags.UNSEGMENTED,
+        time_ref_status: int = 0, seq_flags: int = _UNSEGMENTED,
     ) -> "PusTm":
         _check_common(apid, seq_count, seq_flags, len(source_data), TM_HEADER_LEN)
         _check_u8("service", service)
@@ -178,15 +196,16 @@ class PusTm(_TmFields):
         return 0x0800 | self.apid
 
     def pack(self) -> bytes:
-        body = _TM_HDR.pack(
-            0x0800 | self.apid,
-            (self.seq_flags << 14) | self.seq_count,
-            TM_SEC_HDR_LEN + len(self.source_data) + CRC_LEN - 1,
-            (PUS_VERSION << 4) | self.time_ref_status,
-            self.service, self.subservice, self.msg_counter, self.dest_id,
-            self.time_coarse, self.time_fine,
-        ) + self.source_data
-        return body + _crc_fun(body).to_bytes(2, "big")
+        (apid, service, subservice, source_data, seq_count, msg_counter, dest_id, time_coarse, time_fine,
+         time_ref_status, seq_flags) = self
+        body = _pack_tm_hdr(
+            0x0800 | apid,
+            (seq_flags << 14) | seq_count,
+            TM_SEC_HDR_LEN + len(source_data) + CRC_LEN - 1,
+            (PUS_VERSION << 4) | time_ref_status,
+            service, subservice, msg_counter, dest_id, time_coarse, time_fine,
+        ) + source_data
+        return body + _pack_crc(_crc_fun(body))
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTm":
@@ -208,6 +227,14 @@ def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -
     secondary header against the data field.  Raises :class:`DecodeError`.
     """
     n = len(data)
+    if n >= MIN_TM_LEN and data[0] & 0xF8 == 0x08:
+        # fast path for the common case, telemetry: version 0, type TM, secondary header present, and at
+        # least a whole TM header; the checks below come in the same order as in the general path
+        w0, w1, length, b0, svc, sub, cnt, dest, coarse, fine = _TM_HDR.unpack_from(data)
+        if length + PRIMARY_HEADER_LEN + 1 == n and not (check_crc and _crc_fun(data)) \
+                and b0 >> 4 == PUS_VERSION:
+            return tuple.__new__(PusTm, (w0 & MAX_APID, svc, sub, bytes(data[TM_HEADER_LEN:-2]), w1 & MAX_SEQ_COUNT,
+                                         cnt, dest, coarse, fine, b0 & 0xF, w1 >> 14))
     if n < PRIMARY_HEADER_LEN:
         raise BytesTooShortError(PRIMARY_HEADER_LEN, n, "primary header")
     w0 = (data[0] << 8) | data[1]
@@ -221,7 +248,7 @@ def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -
     is_tc = (w0 >> 12) & 1
     if n < (MIN_TC_LEN if is_tc else MIN_TM_LEN):
         raise BytesTooShortError(MIN_TC_LEN if is_tc else MIN_TM_LEN, n, "PUS-C TC" if is_tc else "PUS-C TM")
-    if check_crc and _crc_fun(memoryview(data)[:-2]) != ((data[-2] << 8) | data[-1]):
+    if check_crc and _crc_fun(data):  # over the packet with its own CRC: zero when intact
         raise DecodeError("crc", "packet error control does not match")
     if is_tc:
         _, w1, _, b0, svc, sub, src = _TC_HDR.unpack_from(data)

@@ -36,7 +36,7 @@ instant), :attr:`released_at` and :attr:`released_by`.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fsw.dictionary import Command, Dictionary, System, TmPacket

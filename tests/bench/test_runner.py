@@ -19,7 +19,7 @@ from fsw.io.link import Link
 from fsw.io.runner import RealTimeRunner
 from fsw.protocol import Deframer, Dropped, PusTc, frame
 
-from .conftest import EventLog, machine_loaded, raw_peer, wait_until
+from .conftest import EventLog, raw_peer, wait_until
 
 pytestmark = pytest.mark.bench
 
@@ -338,17 +338,15 @@ finally:
 
 
 def test_ping_round_trip_between_processes(pty_dir: Path) -> None:
-    """ground -> fsw -> ground over ptys, each side in its own process as on a bench: p99 well under 2 ms.
+    """ground -> fsw -> ground over ptys, each side in its own process as on a bench: every packet comes back.
 
-    Up to three rounds of 500 timed pings (after 200 untimed warm-up pings); the links pass when one
-    round's p99 is under 2 ms.  A systematic delay in the code (a polling sleep, a missed wake-up) fails
-    every round; a burst of scheduler noise from other tests on a shared 2-CPU machine spoils one.
+    Functional only: how fast the round trip is (p50/p99) is measured by the benchmark suite
+    (``make bench``, tests/benchmarks/latency.py), not asserted here.
     """
     path = pty_dir / "fsw.pty"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen([sys.executable, "-c", _FSW_CHILD, str(path)], stdout=subprocess.PIPE,
                              stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
-    rounds: list[tuple[float, float, float]] = []
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         ground = Link(str(path))
@@ -356,39 +354,18 @@ def test_ping_round_trip_between_processes(pty_dir: Path) -> None:
         try:
             assert ground.connected
             d = Deframer()
-            seq = 0
-
-            def ping() -> float:
-                nonlocal seq
+            for seq in range(100):
                 p = packet(seq, size=40)
-                seq += 1
-                t0 = time.perf_counter()
                 ground.write(frame(p))
                 got: list[bytes | Dropped] = []
                 while not got:
                     chunk = ground.read(2.0)
                     assert chunk, f"no echo for ping {seq}"
                     got = d.feed(chunk)
-                rtt = time.perf_counter() - t0
-                assert got == [p]
-                return rtt
-
-            for _ in range(200):
-                ping()
-            for _ in range(3):
-                rtts = sorted(ping() for _ in range(500))
-                rounds.append((rtts[250], rtts[int(500 * 0.99)], rtts[-1]))
-                if rounds[-1][1] < 2e-3:
-                    break
+                assert got == [p], f"ping {seq}: {got}"
+            assert d.stats()["dropped_bytes"] == 0 and d.buffered == 0
         finally:
             ground.close()
     finally:
         child.kill()
         child.wait(5)
-    print("\nping over ptys, two processes: " + "; ".join(
-        f"p50 {a * 1e6:.0f} us, p99 {b * 1e6:.0f} us, max {c * 1e6:.0f} us" for a, b, c in rounds))
-    best = min(b for _, b, _ in rounds)
-    if best >= 2e-3 and machine_loaded():
-        pytest.skip(f"machine overloaded (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): "
-                    f"p99 {best * 1e6:.0f} us says more about the scheduler than about the links")
-    assert best < 2e-3

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st

@@ -378,3 +378,17 @@ def test_after_a_restart_a_payload_found_on_counts_at_the_power_its_current_show
     assert lister.state == "BOOTING" and lister.adopted
     assert b.fsw.payloads.payload_committed_w(lister) == pytest.approx(5.0)   # not DRILL's 40 W
     assert b.fsw.payloads.committed_w() <= 45
+
+
+def test_an_adopted_payload_read_during_its_inrush_counts_at_its_mode_not_at_its_maximum() -> None:
+    """(Found by the state machine: a PDU sample caught the inrush tail of a power-cycled FSS after a restart.)"""
+    import dataclasses
+    b = Bench(power=("FSS",))
+    b.run(7)
+    mgr = b.fsw.payloads
+    fss = mgr.payloads["FSS"]
+    fss.state, fss.adopted = "BOOTING", True
+    st = b.fsw.power.state("FSS")
+    for watts, expected in ((13.7, 8.0), (15.2, 15.0), (8.1, 8.0), (0.0, 8.0), (70.0, 15.0)):
+        b.fsw.power._state["FSS"] = dataclasses.replace(st, current_a=watts / 28.0)
+        assert mgr.payload_committed_w(fss) == pytest.approx(expected), watts
