@@ -273,7 +273,8 @@ class MissionRun:
                               if k in p}
         deploy = {u: dict(p) for u, p in sorted(self.last_by_unit["deploy"].items())}
         fsw = b.fsw
-        commands = {"sent": g.counts.get("tc_sent", 0), "verified_ok": g.counts.get("tc_ok", 0),
+        commands = {"sent": g.counts.get("tc_sent", 0), "time_tagged": g.counts.get("tc_scheduled", 0),
+                    "verified_ok": g.counts.get("tc_ok", 0),
                     "failed": g.counts.get("tc_failed", 0), "timed_out": g.counts.get("tc_timeout", 0),
                     "onboard_accepted": fsw.counters.tc_accepted, "onboard_rejected": fsw.counters.tc_rejected}
         down, up = self.down.stats, self.up.stats
@@ -314,7 +315,8 @@ def format_report(r: MissionReport) -> str:
         keys = [k for k in p if any(w in k for w in ("STATE", "ATTEMPT", "RELEASE"))]
         lines.append(f"  {unit:<7} " + " ".join(f"{k}={p[k]}" for k in keys))
     c = r.commands
-    lines.append(f"commands: {c['sent']} sent, {c['verified_ok']} verified OK, {c['failed']} failed, "
+    lines.append(f"commands: {c['sent']} sent (and {c['time_tagged']} time-tagged inside them), "
+                 f"{c['verified_ok']} verified OK, {c['failed']} failed, "
                  f"{c['timed_out']} timed out (on board: {c['onboard_accepted']} accepted, "
                  f"{c['onboard_rejected']} rejected)")
     lk = r.link

@@ -83,6 +83,7 @@ class GroundNode(Node):
                       self.source_id, confirm=confirm)
         self.seq.advance(cmd.apid)
         self.tracker.add_tc(tc, now, max(0.0, release - now) + cmd.timeout_s, cmd.name)
+        self.counts["tc_scheduled"] += 1
         self._arm_expiry()
         return tc
 
