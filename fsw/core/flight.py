@@ -34,6 +34,8 @@ from ..protocol.pus import PusTc, PusTm, parse_packet_nothrow
 from .deploy import DeployManager
 from .node import Node
 from .phases import PhaseManager
+from .payloads import ANSWERING as ANSWERING_STATES
+from .payloads import POWERED as POWERED_STATES
 from .payloads import PayloadManager
 from .planning import ActivityPlanner
 from .power import PowerController
@@ -42,10 +44,6 @@ from .schedule import ScheduleService
 from .sequences import Sequencer
 from .state import MemoryStore, StateStore, load_record, save_record
 from .timers import Periodic
-
-
-#: payload manager states in which a payload is powered (see fsw.core.payloads)
-POWERED_STATES = frozenset({"BOOTING", "IDLE", "OPERATING"})
 
 
 class CommandFailure(Exception):
@@ -400,13 +398,14 @@ class FlightSoftware(Node):
         elif tone.active:
             tone.cancel()
 
-    def _listening(self, unit: System) -> bool:
-        """The unit's line is up and, for a payload, the payload manager has it powered."""
+    def _listening(self, unit: System, answering: bool = False) -> bool:
+        """The unit's line is up and, for a payload, the payload manager has it powered (``answering``:
+        booted and heard, so that a command sent now is not lost to a payload still booting)."""
         if not self.port_stats[unit.port].up:
             return False
         manager = getattr(self, "payloads", None)
         p = manager.payloads.get(unit.name) if manager is not None else None
-        return p is None or p.state in POWERED_STATES
+        return p is None or p.state in (ANSWERING_STATES if answering else POWERED_STATES)
 
     # -- unit housekeeping rates by phase ------------------------------------------
     #: source id of the telecommands this controller sends; their reports stay on board
@@ -427,7 +426,7 @@ class FlightSoftware(Node):
 
     def _apply_unit_hk_all(self, now: float) -> None:
         for u in self.units:
-            if self._listening(u):
+            if self._listening(u, answering=True):
                 self._apply_unit_hk(u, now)
             else:
                 self._unit_hk_applied[u.name] = None  # applied when it is next heard
