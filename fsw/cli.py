@@ -9,12 +9,10 @@ the core with the real clock.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
-from .io.cliutil import dictionary_or_none, parse_pairs
+from .io.cliutil import add_run_options, dictionary_or_none, parse_pairs, run_until_signalled
 
 EPILOG = """\
 link specs (PORT=SPEC, repeatable; PORT is 'ground' or a unit's port name from the dictionary):
@@ -52,14 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "blocks firing until a ground override)")
     p.add_argument("--phase", default=None, metavar="PHASE",
                    help="mission phase to start in when no durable state says otherwise (default PRELAUNCH)")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run until interrupted)")
-    p.add_argument("--rate", type=float, default=1.0, metavar="X",
-                   help="mission-time rate for scaled real-time demonstrations (default 1.0)")
-    p.add_argument("--start-time", type=float, default=None, metavar="S",
-                   help="mission seconds at start (default: from the wall clock and the mission epoch)")
     p.add_argument("--pace-ground", action="store_true",
                    help="pace the ground port at its baud (useful on ptys, which ignore baud)")
-    p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    add_run_options(p)
     return p
 
 
@@ -138,20 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     clock = RealClock(dictionary.epoch, start=args.start_time, rate=args.rate)
     runner = RealTimeRunner(clock)
     runner.add(fsw, links)
-    stop = threading.Event()
-
-    def on_signal(signum, frame) -> None:  # noqa: ARG001
-        stop.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if not args.quiet:
         print(f"fsw: {dictionary.mission}: phase {fsw.phases.current.name}, ports "
               + ", ".join(f"{p}={links[p].spec if hasattr(links[p], 'spec') else ''}" for p in links),
               file=sys.stderr, flush=True)
-    try:
-        runner.run(duration=args.duration, stop=stop)
-    finally:
-        runner.close()
+    run_until_signalled(runner, args.duration)
     if not args.quiet:
         c = fsw.counters
         print(f"fsw: stopped: {c.tc_accepted} TC accepted, {c.tc_rejected} rejected, {c.tc_routed} routed, "

@@ -164,6 +164,18 @@ def _verification_extra(rec: dict) -> dict:
             "reporter": rec.get("system"), "reporter_apid": rec.get("apid"), "tm_time": rec.get("time")}
 
 
+def _between(column: str, start: float | None, end: float | None, args: list[Any]) -> str:
+    """SQL for ``start <= column <= end`` (either bound optional), its values appended to ``args``."""
+    sql = ""
+    if start is not None:
+        sql += f" AND {column} >= ?"
+        args.append(start)
+    if end is not None:
+        sql += f" AND {column} <= ?"
+        args.append(end)
+    return sql
+
+
 class ArchiveWriter:
     """Batched, durable storing of packets and command history into one archive file.
 
@@ -700,12 +712,7 @@ class Archive:
             sev = list(severities)
             sql += f" AND severity IN ({','.join('?' * len(sev))})"
             args += sev
-        if start is not None:
-            sql += " AND time >= ?"
-            args.append(start)
-        if end is not None:
-            sql += " AND time <= ?"
-            args.append(end)
+        sql += _between("time", start, end, args)
         if system is not None:
             sql += " AND system = ?"
             args.append(system.upper())
@@ -720,12 +727,7 @@ class Archive:
         sql = ("SELECT id, sent_at, session, link, command, system, apid, seq_count, ack_flags, args, timeout_s, "
                "timed_out FROM commands WHERE 1=1")
         args: list[Any] = []
-        if start is not None:
-            sql += " AND sent_at >= ?"
-            args.append(start)
-        if end is not None:
-            sql += " AND sent_at <= ?"
-            args.append(end)
+        sql += _between("sent_at", start, end, args)
         if command is not None:
             sql += " AND command = ?"
             args.append(command.upper())
@@ -770,11 +772,6 @@ class Archive:
             ap = list(apids)
             sql += f" AND apid IN ({','.join('?' * len(ap))})"
             args += ap
-        if start is not None:
-            sql += " AND time >= ?"
-            args.append(start)
-        if end is not None:
-            sql += " AND time <= ?"
-            args.append(end)
+        sql += _between("time", start, end, args)
         sql += " ORDER BY id"
         return self._iter(sql, args)

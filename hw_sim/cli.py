@@ -10,12 +10,10 @@ on a real UART or a serial server instead with ``--unit NAME=SPEC``.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
-from fsw.io.cliutil import dictionary_or_none, parse_pairs
+from fsw.io.cliutil import add_run_options, dictionary_or_none, parse_pairs, run_until_signalled
 
 EPILOG = """\
 unit specs (NAME=SPEC, repeatable; NAME is a unit name from the dictionary, e.g. FSS, PDU, ALPINE):
@@ -45,11 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the simulated noise (default 1)")
     p.add_argument("--no-pace", action="store_true", help="do not pace output at the baud rate")
     p.add_argument("--fault", action="append", default=[], metavar="UNIT=KIND", help="inject a fault (see below)")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    p.add_argument("--rate", type=float, default=1.0, metavar="X", help="mission-time rate (default 1.0)")
-    p.add_argument("--start-time", type=float, default=None, metavar="S",
-                   help="mission seconds at start (default: from the wall clock and the mission epoch)")
-    p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    add_run_options(p)
     return p
 
 
@@ -124,18 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, unit in hw.units.items():
         if name not in names:
             runner.add(unit, {})
-    stop = threading.Event()
-
-    def on_signal(signum, frame) -> None:  # noqa: ARG001
-        stop.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if not args.quiet:
         print(f"hw-sim: serving {', '.join(names)} in {run_dir}/", file=sys.stderr, flush=True)
-    try:
-        runner.run(duration=args.duration, stop=stop)
-    finally:
-        runner.close()
+    run_until_signalled(runner, args.duration)
     return 0
 
 

@@ -27,3 +27,31 @@ def dictionary_or_none(prog: str, path: str | None) -> Any:
     except (DictionaryError, OSError) as exc:
         print(f"{prog}: dictionary error: {exc}", file=sys.stderr)
         return None
+
+
+def add_run_options(p: Any) -> None:
+    """--duration, --rate, --start-time and --quiet, shared by the real-time programs."""
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: run until interrupted)")
+    p.add_argument("--rate", type=float, default=1.0, metavar="X",
+                   help="mission-time rate for scaled real-time demonstrations (default 1.0)")
+    p.add_argument("--start-time", type=float, default=None, metavar="S",
+                   help="mission seconds at start (default: from the wall clock and the mission epoch)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+
+
+def run_until_signalled(runner: Any, duration: float | None) -> None:
+    """Run a RealTimeRunner until ``duration`` passes or SIGTERM/SIGINT arrives; always close its links."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        runner.run(duration=duration, stop=stop)
+    finally:
+        runner.close()

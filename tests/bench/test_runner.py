@@ -316,27 +316,6 @@ def test_add_checks_the_ports(pty_dir: Path) -> None:
     runner.close()
 
 
-_FSW_CHILD = """
-import sys
-from fsw.core.node import Node
-from fsw.io.clock import RealClock
-from fsw.io.link import Link
-from fsw.io.runner import RealTimeRunner
-
-class Echo(Node):
-    def on_packet(self, port, packet, now):
-        self.send_packet(port, packet)
-
-runner = RealTimeRunner(RealClock())
-runner.add(Echo("fsw", ["gnd"]), {"gnd": Link("pty:" + sys.argv[1], reconnect_min=0.01)})
-print("ready", flush=True)
-try:
-    runner.run(duration=30)  # the test kills us sooner
-finally:
-    runner.close()
-"""
-
-
 def test_ping_round_trip_between_processes(pty_dir: Path) -> None:
     """ground -> fsw -> ground over ptys, each side in its own process as on a bench: every packet comes back.
 
@@ -345,7 +324,7 @@ def test_ping_round_trip_between_processes(pty_dir: Path) -> None:
     """
     path = pty_dir / "fsw.pty"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    child = subprocess.Popen([sys.executable, "-c", _FSW_CHILD, str(path)], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-m", "tests.bench.echo_child", str(path)], stdout=subprocess.PIPE,
                              stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"

@@ -29,27 +29,6 @@ from . import percentile, row
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_ECHO_CHILD = """
-import sys
-from fsw.core.node import Node
-from fsw.io.clock import RealClock
-from fsw.io.link import Link
-from fsw.io.runner import RealTimeRunner
-
-class Echo(Node):
-    def on_packet(self, port, packet, now):
-        self.send_packet(port, packet)
-
-runner = RealTimeRunner(RealClock())
-runner.add(Echo("fsw", ["gnd"]), {"gnd": Link("pty:" + sys.argv[1], reconnect_min=0.01)})
-print("ready", flush=True)
-try:
-    runner.run(duration=float(sys.argv[2]))
-finally:
-    runner.close()
-"""
-
-
 def _summary(rtts: list[float]) -> tuple[float, float, float]:
     s = sorted(rtts)
     return percentile(s, 50), percentile(s, 99), s[-1]
@@ -59,7 +38,7 @@ def echo_rtts(n: int, warmup: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="bench-echo-") as tmp:
         path = Path(tmp) / "fsw.pty"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        child = subprocess.Popen([sys.executable, "-c", _ECHO_CHILD, str(path), "120"], stdout=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-m", "tests.bench.echo_child", str(path), "120"], stdout=subprocess.PIPE,
                                  stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == "ready"
