@@ -25,6 +25,7 @@ import math
 from typing import Any, Callable, Iterator
 
 from fsw.dictionary import ArgumentError, Dictionary, Parameter, TmPacket
+from fsw.dictionary.codec import converter
 from fsw.dictionary.model import SEVERITY_SUBTYPE
 from fsw.protocol import (
     ASM, IDLE_APID, MAX_APID, MAX_SEQ_COUNT, PRIMARY_HEADER_LEN, Deframer, Dropped, PusTc, PusTm, DecodeError,
@@ -60,28 +61,6 @@ def decode_dropped(dropped: Dropped) -> dict:
 
 
 # -- per-parameter conversion plans -------------------------------------------------------------------------
-
-def _converter(p: Parameter) -> Callable[[Any], Any] | None:
-    """Raw -> engineering conversion of one parameter, or ``None`` for identity."""
-    if p.enum is not None:
-        labels = dict(p.enum.labels)  # Enumeration.labels builds a new mapping per call: snapshot once
-
-        def enum_label(raw: Any, _labels: dict = labels) -> Any:
-            label = _labels.get(raw)
-            return label if label is not None else f"UNKNOWN({raw})"
-        return enum_label
-    if p.type == "bool":
-        return bool
-    cal = p.calibration
-    if cal is not None and p.type != "time":
-        if cal.poly and (len(cal.poly) <= 2 or not any(cal.poly[2:])):
-            # the common linear case, compiled: c0 + c1*raw (the same float as Calibration.apply)
-            c0 = float(cal.poly[0])
-            c1 = float(cal.poly[1]) if len(cal.poly) > 1 else 0.0
-            return lambda raw, _a=c0, _b=c1: _b * raw + _a
-        return cal.apply
-    return None
-
 
 _INF = float("inf")
 
@@ -126,7 +105,7 @@ class _ParamPlan:
         self.names = tuple(p.name for p in params)
         convs: list[tuple[int, Callable]] = []
         for i, p in enumerate(params):
-            conv = _converter(p)
+            conv = converter(p)
             if conv is not None and p.count > 1:
                 def array_conv(raw: Any, _c: Callable = conv) -> list:
                     return [_c(r) for r in raw]

@@ -57,6 +57,7 @@ defaults.  See docs/payloads.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -233,6 +234,7 @@ class Payload:
     hb_total: int = 0
     strikes: int = 0
     energy_wh: float = 0.0
+    held_w: float = 0.0          # power since the last accrual (not durable)
     packets: int = 0
     bytes: int = 0
     sci_bytes: int = 0
@@ -262,6 +264,9 @@ class PayloadManager:
         self._by_channel: dict[str, tuple[Payload, bool]] = {}
         self._gate_cache: dict[int, tuple[Command, str | None]] = {}
         self._last_tick: float | None = None
+        self._origin = 0.0               # the tick grid: origin + k * TICK_S
+        self._tick_timer: Any = None
+        self._hk_periods: dict[str, float] = {}
         self._last_persist = 0.0
         self._stale_reported = False
         self._started = False
@@ -325,12 +330,15 @@ class PayloadManager:
             return False
         new, action = row
         old = p.state
+        self._accrue(now)
         p.state = new
         if new != old:
             self._entered(p, old, now)
         if action is not None:
             getattr(self, "_act_" + action)(p, now, **ctx)
         self._settle_power_cmd(p, now, ctx.get("code"))
+        self._accrue(now)
+        self._rearm(now)
         return True
 
     def _entered(self, p: Payload, old: str, now: float) -> None:
@@ -541,23 +549,25 @@ class PayloadManager:
                 p.entered_at = now
         self._last_tick = now
         self._last_persist = now
-        self.fsw.timers.every(TICK_S, self._tick, now + TICK_S)
+        self._origin = now
+        self._accrue(now)
+        self._arm(now)
 
+    # The manager's clock work (silence, boot time-outs, stale power data, persistence) runs on a grid of
+    # TICK_S steps from the start, but only at the grid points where something can be due: the earliest
+    # heartbeat or boot deadline, the moment the PDU data goes stale, the next persistence.  A payload
+    # heard meanwhile only moves its deadline on.  Energy is integrated piecewise: each payload's power is
+    # held from one change (a PDU reading, a state or mode change) to the next (:meth:`_accrue`).
     def _tick(self, now: float) -> None:
         self._now = now
-        dt = now - self._last_tick if self._last_tick is not None else 0.0
-        self._last_tick = now
+        self._tick_timer = None
+        self._accrue(now)
         assert self.power is not None
         fresh = self.power.last_hk is not None and now - self.power.last_hk <= self.power.stale_after_s
         for p in self.payloads.values():
-            if dt > 0:
-                p.energy_wh += self.payload_power_w(p, now, fresh) * dt / 3600.0
             if p.state in ANSWERING and not p.hk_disabled:
-                heard = max(p.last_heard if p.last_heard is not None else p.entered_at, p.quiet_since)
-                silent = now - heard
-                # the phase may have slowed the payload's reports (fsw.unit_hk_factor): allow for it
-                period = max(p.hk_period, self._default_hk_period(p) * self.fsw.unit_hk_factor(p.system))
-                if silent > p.policy.heartbeat_periods * period:
+                silent = now - self._heard(p)
+                if silent > self._silence_limit(p):
                     self._heartbeat_failure(p, now, silent)
             elif p.state == "BOOTING" and p.boot_deadline is not None and now > p.boot_deadline:
                 since = p.last_heard if p.last_heard is not None and p.last_heard >= p.entered_at else p.entered_at
@@ -569,12 +579,66 @@ class PayloadManager:
             self._stale_reported = False
         if now - self._last_persist >= PERSIST_PERIOD_S:
             self._persist(now)
+        self._arm(now)
+
+    @staticmethod
+    def _heard(p: Payload) -> float:
+        return max(p.last_heard if p.last_heard is not None else p.entered_at, p.quiet_since)
+
+    def _silence_limit(self, p: Payload) -> float:
+        # the phase may have slowed the payload's reports (fsw.unit_hk_factor): allow for it
+        period = max(p.hk_period, self._default_hk_period(p) * self.fsw.unit_hk_factor(p.system))
+        return p.policy.heartbeat_periods * period
+
+    def _arm(self, now: float) -> None:
+        """File the next tick at the first grid point where anything can be due."""
+        assert self.power is not None
+        due = self._last_persist + PERSIST_PERIOD_S          # due at the first grid point at or after
+        after = math.inf                                     # due at the first grid point strictly after
+        for p in self.payloads.values():
+            if p.state in ANSWERING and not p.hk_disabled:
+                after = min(after, self._heard(p) + self._silence_limit(p))
+            elif p.state == "BOOTING" and p.boot_deadline is not None:
+                after = min(after, p.boot_deadline)
+        if self.power.last_hk is not None:
+            stale_at = self.power.last_hk + self.power.stale_after_s
+            if stale_at >= now or not self._stale_reported:
+                after = min(after, max(stale_at, now))
+        k = max(math.ceil((due - self._origin) / TICK_S - 1e-9), math.floor((now - self._origin) / TICK_S + 1e-9) + 1)
+        if after < math.inf:
+            k = min(k, math.floor((after - self._origin) / TICK_S + 1e-9) + 1)
+        k = max(k, math.floor((now - self._origin) / TICK_S + 1e-9) + 1)
+        when = self._origin + k * TICK_S
+        t = self._tick_timer
+        if t is not None:
+            if t.when == when and not t.cancelled:
+                return
+            t.cancel()
+        self._tick_timer = self.fsw.timers.call_at(when, self._tick)
+
+    def _accrue(self, now: float) -> None:
+        """Add each payload's held power over the time since the last change, then hold its present power."""
+        last = self._last_tick
+        dt = now - last if last is not None else 0.0
+        self._last_tick = now
+        assert self.power is not None
+        fresh = self.power.last_hk is not None and now - self.power.last_hk <= self.power.stale_after_s
+        for p in self.payloads.values():
+            if dt > 0:
+                p.energy_wh += p.held_w * dt / 3600.0
+            p.held_w = self.payload_power_w(p, now, fresh)
+
+    def _rearm(self, now: float) -> None:
+        """Something moved a deadline earlier (a state change, fresh PDU data): file the tick again."""
+        if self._started:
+            self._arm(now)
 
     def _phase_changed(self, old: Phase, new: Phase, now: float) -> None:
         """The new phase's payload housekeeping rate is commanded now; a payload still on the old, slower
         rate must not count as silent before its first report at the new rate: count silence from here."""
         for p in self.payloads.values():
             p.quiet_since = now
+        self._rearm(now)
 
     def _heartbeat_failure(self, p: Payload, now: float, silent_s: float, code: str | None = None) -> None:
         p.strikes += 1
@@ -600,6 +664,7 @@ class PayloadManager:
 
     def _on_pdu_update(self, now: float) -> None:
         self._now = now
+        self._accrue(now)   # the old reading held until now; the new one from now on
         assert self.power is not None
         for p in self.payloads.values():
             if p.op is not None or p.cycling or self.power.pending(p.channel) or now < p.hold_until:
@@ -633,7 +698,10 @@ class PayloadManager:
             self._response(p, tm, now)
         mode = self._mode_in(p, tm, pkt)
         if mode is not None and mode in p.system.modes:
-            p.mode = mode
+            if mode != p.mode:
+                self._accrue(now)
+                p.mode = mode
+                self._accrue(now)   # the declared power of the new mode counts from here
             for rid in [r for r, res in p.reservations.items() if res.done_after <= now]:
                 del p.reservations[rid]
         event = "HEARD_IDLE" if p.mode == p.boot_mode else "HEARD_MODE"
@@ -721,6 +789,7 @@ class PayloadManager:
             p.hk_disabled = True
         elif cmd.subservice == 5:
             p.hk_disabled = False
+        self._rearm(self._now)
 
     def _fw_timeout(self, p: Payload, rid: int, now: float) -> None:
         self._now = now
@@ -1087,6 +1156,7 @@ class PayloadManager:
     # housekeeping and durable state
     # ======================================================================================
     def _persist(self, now: float) -> None:
+        self._accrue(now)
         self._last_persist = now
         rec = {name: {"hb_total": p.hb_total, "strikes": p.strikes,
                       "latched": p.state if p.state in LATCHED else None,
@@ -1096,6 +1166,12 @@ class PayloadManager:
         save_record(self.fsw.store, RECORD, rec)
 
     def _default_hk_period(self, p: Payload) -> float:
+        period = self._hk_periods.get(p.name)
+        if period is None:
+            period = self._hk_periods[p.name] = self._declared_hk_period(p)
+        return period
+
+    def _declared_hk_period(self, p: Payload) -> float:
         s = p.system
         for pk in s.telemetry:
             if pk.category == "hk" and p.mode_param in {prm.name for prm in pk.params}:
@@ -1105,6 +1181,7 @@ class PayloadManager:
     def _payload_hk(self, now: float) -> list[dict[str, Any]]:
         out = []
         assert self.power is not None
+        self._accrue(now)
         fresh = self.power.last_hk is not None and now - self.power.last_hk <= self.power.stale_after_s
         for p in self.payloads.values():
             if p.rate_mark is not None and now > p.rate_mark[0]:

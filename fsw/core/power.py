@@ -200,7 +200,8 @@ class PowerController:
 
     def state(self, channel: str) -> ChannelState:
         """The channel's latest state.  :raises KeyError: no such channel."""
-        return self._state[self._channel(channel).name]
+        st = self._state.get(channel)
+        return st if st is not None else self._state[self._channel(channel).name]
 
     def is_stale(self, channel: str, now: float) -> bool:
         """True when the channel's data is older than the staleness limit (or was never reported)."""

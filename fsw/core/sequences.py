@@ -291,34 +291,63 @@ class Sample:
 
 
 class ParameterTable:
-    """Latest engineering value of every telemetry parameter seen, keyed by name (pure)."""
+    """Latest engineering value of every telemetry parameter seen, keyed by name (pure).
+
+    A unit's packet is decoded only when one of its values is asked for: most packets (science at
+    several a second) are superseded before anyone looks, and a sequence's wait reads one value.
+    """
 
     def __init__(self, dictionary: "Dictionary") -> None:
         self.d = dictionary
         self.values: dict[str, Sample] = {}
         self.mark = 0
         self.undecodable = 0
+        self._plans: dict[Any, tuple[Any, list[str]]] = {}
+        # parameter -> the newest packet holding it that is not decoded yet: (codec, data, time, mark, names)
+        self._raw: dict[str, tuple] = {}
 
     def update(self, values: Mapping[str, Any], now: float) -> list[str]:
         self.mark += 1
+        raw = self._raw
         for k, v in values.items():
             self.values[k] = Sample(v, now, self.mark)
+            if raw:
+                raw.pop(k, None)
         return list(values)
 
     def update_from_tm(self, tm: PusTm, now: float) -> list[str]:
-        """Decode a unit's packet with the dictionary; standard reports (PUS 1, 5, 9, 17) are skipped."""
+        """Take a unit's packet (decoded later, on demand); standard reports (PUS 1, 5, 9, 17) are skipped."""
         pkt = self.d.packet_by_key(tm.apid, tm.service, tm.subservice, tm.source_data)
         if pkt is None or pkt.apid is None or not pkt.params:
             return []
-        try:
-            values = self.d.codec(pkt).decode(tm.source_data)
-        except ValueError:  # short packet: counted, never raised
+        plan = self._plans.get(pkt)
+        if plan is None:
+            plan = self._plans[pkt] = (self.d.codec(pkt), [p.name for p in pkt.params])
+        codec, names = plan
+        if len(tm.source_data) < codec.size:  # short packet: counted, never raised
             self.undecodable += 1
             return []
-        return self.update(values, now)
+        self.mark += 1
+        entry = (codec, tm.source_data, now, self.mark, names)
+        raw = self._raw
+        for n in names:
+            raw[n] = entry
+        return names
 
     def get(self, name: str) -> Sample | None:
+        entry = self._raw.get(name)
+        if entry is not None:
+            self._decode(entry)
         return self.values.get(name)
+
+    def _decode(self, entry: tuple) -> None:
+        codec, data, t, mark, names = entry
+        values = codec.decode(data)   # the length was checked on arrival
+        raw = self._raw
+        for n in names:
+            if raw.get(n) is entry:
+                del raw[n]
+                self.values[n] = Sample(values[n], t, mark)
 
 
 def tee_housekeeping(fsw: "FlightSoftware", table: ParameterTable,

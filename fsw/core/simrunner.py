@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 from .clock import SimClock
 from .node import Node
 from .pacing import LinePacer
+from .timers import TimerQueue
 
 
 class Impairment(Protocol):
@@ -59,6 +60,9 @@ class SimRunner:
         self._dl: list[float] = []
         self._plain: list[bool] = []
         self._plain_nodes: list[Node] = []
+        self._index: dict[int, int] = {}
+        self._always: list[int] = []
+        self._touched: set[int] = set()
         self.max_steps_per_instant = max_steps_per_instant
         self.steps = 0
 
@@ -112,16 +116,34 @@ class SimRunner:
         self._refresh()
         return self._next_time()
 
-    # Per-node deadlines are cached between instants: a node's deadline can only change when something
-    # runs (a delivery, a run_due, code outside the runner), and nodes may call each other directly (the
-    # PDU model powers the payload models), so after any activity every node is asked again.  The cache
-    # is rebuilt whenever control comes back from outside (run_until, step, next_time).
+    # Per-node deadlines are cached.  A node whose deadline is only its TimerQueue's (it does not override
+    # next_deadline) is asked again only after it ran, received bytes, or its queue reported a new earliest
+    # timer (TimerQueue.notify) -- which also covers nodes calling each other directly (the PDU model
+    # powering the payload models schedules their timers).  A cached deadline can only be early, never
+    # late: an early one costs a run_due that finds nothing.  Nodes with their own next_deadline are asked
+    # every round.  The cache is rebuilt whenever control comes back from outside (run_until, step, next_time).
     def _refresh(self) -> None:
         nodes = self.nodes
         self._dl = [n.next_deadline() for n in nodes]
         if len(self._plain) != len(nodes) or any(a is not b for a, b in zip(self._plain_nodes, nodes)):
             self._plain_nodes = list(nodes)
             self._plain = [type(n).take_output is Node.take_output for n in nodes]
+            self._index = {id(n): i for i, n in enumerate(nodes)}
+            self._always = []
+            for i, n in enumerate(nodes):
+                q = getattr(n, "timers", None)
+                if type(n).next_deadline is Node.next_deadline and isinstance(q, TimerQueue):
+                    q.notify = self._notifier(i)
+                else:
+                    self._always.append(i)
+        self._touched.clear()
+
+    def _notifier(self, i: int) -> Callable[[], None]:
+        touched = self._touched
+
+        def notify() -> None:
+            touched.add(i)
+        return notify
 
     def _next_time(self) -> float:
         t = self._heap[0][0] if self._heap else math.inf
@@ -174,7 +196,9 @@ class SimRunner:
             self._refresh()
             dl = self._dl
         rounds = 0
-        active = False   # anything happened in the previous round: every cached deadline is suspect
+        touched = self._touched
+        always = self._always
+        index = self._index
         while True:
             rounds += 1
             if rounds > self.max_steps_per_instant:
@@ -186,21 +210,26 @@ class SimRunner:
                 if w.up:
                     w.bytes_carried += len(chunk)
                     w.dst.receive(w.dst_port, chunk, now)
+                    j = index.get(id(w.dst))
+                    if j is not None:
+                        touched.add(j)
                 delivered = True
+            for i in always:
+                dl[i] = nodes[i].next_deadline()
+            if touched:
+                for i in touched:
+                    dl[i] = nodes[i].next_deadline()
+                touched.clear()
             ran = False
-            stale = active or delivered
-            for i, n in enumerate(nodes):
-                if stale:
-                    d = dl[i] = n.next_deadline()
-                else:
-                    d = dl[i]
+            for i, d in enumerate(dl):
                 if d <= now:
+                    n = nodes[i]
                     n.run_due(now)
-                    ran = stale = True
+                    dl[i] = n.next_deadline()
+                    ran = True
             self._collect(now)
             if not delivered and not ran and not (heap and heap[0][0] <= now):
                 break
-            active = True
         self.steps += 1
         return True
 

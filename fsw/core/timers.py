@@ -26,18 +26,24 @@ class Timer:
 
 
 class TimerQueue:
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_heap", "_seq", "notify")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
+        #: called (no arguments) when a new timer becomes the earliest: a runner that caches
+        #: ``next_deadline`` learns that it moved earlier.  It only ever moves later by running or cancelling.
+        self.notify: Callable[[], None] | None = None
 
     def call_at(self, when: float, fn: Callable[[float], None]) -> Timer:
         """Run ``fn(now)`` once ``run_due`` reaches ``when``."""
         if not math.isfinite(when):
             raise ValueError(f"deadline must be finite, got {when!r}")
         t = Timer(when, fn)
-        heapq.heappush(self._heap, (when, next(self._seq), t))
+        heap = self._heap
+        if self.notify is not None and (not heap or when < heap[0][0]):
+            self.notify()
+        heapq.heappush(heap, (when, next(self._seq), t))
         return t
 
     def every(self, period: float, fn: Callable[[float], None], start: float) -> "Periodic":

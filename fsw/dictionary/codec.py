@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..protocol.errors import BytesTooShortError
 from ..protocol.timecode import seconds_to_cuc_fields
@@ -40,12 +40,11 @@ def _fmt_of(items: Iterable[Parameter | Argument]) -> str:
 class PacketCodec:
     """Source-data layout of one telemetry packet (after the structure id, if any)."""
 
-    __slots__ = ("params", "struct", "size", "_plan", "has_sid", "_fast")
+    __slots__ = ("params", "struct", "size", "_plan", "has_sid", "_enc", "_convs", "_names")
 
     def __init__(self, params: tuple[Parameter, ...], has_sid: bool = False) -> None:
         self.params = params
         self.has_sid = has_sid
-        self._fast: tuple | None = None
         self.struct = struct.Struct(_fmt_of(params))
         self.size = self.struct.size + (2 if has_sid else 0)
         # plan: (name, kind, width) where kind tells how to fold raw struct values
@@ -54,6 +53,17 @@ class PacketCodec:
             width = 2 if p.type == "time" else 1
             plan.append((p, width * p.count, p.type == "time", p.count > 1))
         self._plan = tuple(plan)
+        self._names = tuple(p.name for p in params)
+        # raw -> engineering, compiled once: (index, converter); arrays without conversion become lists
+        convs: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, p in enumerate(params):
+            conv = converter(p)
+            if p.count > 1:
+                convs.append((i, list if conv is None else _array_of(conv)))
+            elif conv is not None:
+                convs.append((i, conv))
+        self._convs = tuple(convs)
+        self._enc: dict[bool, tuple] = {}
 
     def decode_raw(self, data: bytes, offset: int = 0) -> list[Any]:
         """Raw values in parameter order; arrays as tuples, times as mission seconds."""
@@ -77,13 +87,18 @@ class PacketCodec:
     def decode(self, data: bytes, offset: int = 0) -> dict[str, Any]:
         """Engineering values by parameter name."""
         raws = self.decode_raw(data, offset)
-        return {p.name: to_eng(p, r) for p, r in zip(self.params, raws)}
+        for i, conv in self._convs:
+            raws[i] = conv(raws[i])
+        return dict(zip(self._names, raws))
 
     def encode(self, values: Mapping[str, Any], sid: int | None = None, eng: bool = True) -> bytes:
         """Pack values (engineering by default; raw with ``eng=False``).  Missing values pack as 0."""
+        fast = self._enc.get(eng)
+        if fast is None:
+            fast = self._enc[eng] = _compile_encoder(self.params, eng)
         try:
-            body = self.struct.pack(*self._flat_fast(values, eng))
-        except (struct.error, TypeError, _NotFast):
+            body = self.struct.pack(*fast(values))
+        except Exception:  # noqa: BLE001 - anything unusual: the careful encoder decides (and raises if it must)
             body = self.struct.pack(*self._flat(values, eng))
         if self.has_sid:
             if sid is None:
@@ -91,51 +106,145 @@ class PacketCodec:
             return struct.pack(">H", sid) + body
         return body
 
-    def _flat_fast(self, values: Mapping[str, Any], eng: bool) -> list[Any]:
-        """The common case on the hot path: plain integers and floats already in range.
-
-        Anything else (enumeration labels, calibration, out-of-range or odd values) raises
-        :class:`_NotFast` or makes ``struct.pack`` fail, and :meth:`_flat` does the careful work.
-        """
-        fast = self._fast
-        if fast is None:
-            fast = self._fast = tuple(
-                (p.name, p.count, INT_RANGES.get(p.type) if p.type != "bool" else None,
-                 p.type in ("f64",), p.enum is not None or p.calibration is not None,
-                 p.type in ("time", "f32", "bool"))
-                for p in self.params)
-        flat: list[Any] = []
-        for name, count, rng, is_f64, converts, special in fast:
-            if special or (eng and converts):
-                raise _NotFast
-            v = values.get(name, 0)
-            if count > 1:
-                if len(v) != count:
-                    raise _NotFast
-                if rng is not None and (min(v) < rng[0] or max(v) > rng[1]):
-                    raise _NotFast
-                flat.extend(v)
-            else:
-                if rng is not None and not (type(v) is int and rng[0] <= v <= rng[1]):
-                    raise _NotFast
-                if is_f64 and v != v:
-                    raise _NotFast
-                flat.append(v)
-        return flat
-
     def _flat(self, values: Mapping[str, Any], eng: bool) -> list[Any]:
         flat: list[Any] = []
         for p in self.params:
-            v = values.get(p.name, 0)
-            if p.count > 1:
-                seq = list(v) if isinstance(v, (list, tuple)) else [v] * p.count
-                if len(seq) != p.count:
-                    raise ValueError(f"{p.name}: expected {p.count} values, got {len(seq)}")
-                for x in seq:
-                    _flatten(p, to_raw(p, x) if eng else x, flat)
-            else:
-                _flatten(p, to_raw(p, v) if eng else v, flat)
+            _careful(p, values.get(p.name, 0), flat, eng)
         return flat
+
+
+def _compile_encoder(params: tuple[Parameter, ...], eng: bool) -> Callable[[Mapping[str, Any]], tuple]:
+    """Generate ``values -> tuple of struct values`` for one layout: straight-line code, one line per parameter.
+
+    The common cases become plain expressions: integers (``struct.pack`` checks their range), enumeration
+    labels, linear calibrations, floats and booleans.  Other parameters (times, arrays, non-linear
+    calibrations) call their :func:`_encoder`.  Whatever the generated code or ``struct.pack`` cannot
+    take raises, and :meth:`PacketCodec.encode` then uses the careful per-value encoder, so the bytes are
+    always the reference encoding's.
+    """
+    ns: dict[str, Any] = {}
+    lines = ["def fast(values):", "    g = values.get"]
+    out = []
+    for k, p in enumerate(params):
+        name = repr(p.name)
+        cal = p.calibration if eng and p.type != "time" else None
+        linear = cal is not None and bool(cal.poly) and len(cal.poly) >= 2 and not any(cal.poly[2:]) \
+            and cal.poly[1] != 0
+        enum = eng and p.enum is not None
+        v = f"v{k}"
+        if p.count == 1 and p.type in INT_RANGES and p.type != "bool" and cal is None:
+            lines.append(f"    {v} = g({name}, 0)")
+            if enum:
+                ns[f"L{k}"] = dict(p.enum.values)
+                lines.append(f"    if {v}.__class__ is str: {v} = L{k}[{v}]")
+            out.append(v)
+        elif p.count == 1 and p.type in INT_RANGES and p.type != "bool" and linear and not enum:
+            ns[f"A{k}"], ns[f"B{k}"] = float(cal.poly[0]), float(cal.poly[1])
+            lines.append(f"    {v} = round((float(g({name}, 0)) - A{k}) / B{k})")
+            out.append(v)
+        elif p.count == 1 and p.type in ("f32", "f64") and (cal is None or linear):
+            if linear:
+                ns[f"A{k}"], ns[f"B{k}"] = float(cal.poly[0]), float(cal.poly[1])
+                lines.append(f"    {v} = (float(g({name}, 0)) - A{k}) / B{k}")
+            else:
+                lines.append(f"    {v} = g({name}, 0)")
+                lines.append(f"    if {v}.__class__ is not float and {v}.__class__ is not int: raise _NotFast")
+            out.append(v)
+        elif p.count == 1 and p.type == "bool" and eng and not enum:
+            lines.append(f"    {v} = 1 if g({name}, 0) else 0")
+            out.append(v)
+        else:
+            ns[f"E{k}"] = _encoder(p, eng)
+            lines.append(f"    {v} = []")
+            lines.append(f"    E{k}(g({name}, 0), {v})")
+            out.append("*" + v)
+    lines.append("    return (" + "".join(o + ", " for o in out) + ")")
+    ns["_NotFast"] = _NotFast
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the dictionary's own layout, no outside text
+    return ns["fast"]
+
+
+def _careful(p: Parameter, v: Any, flat: list, eng: bool) -> None:
+    """The reference encoding of one parameter's value: conversion, rounding and saturation per element."""
+    if p.count > 1:
+        seq = list(v) if isinstance(v, (list, tuple)) else [v] * p.count
+        if len(seq) != p.count:
+            raise ValueError(f"{p.name}: expected {p.count} values, got {len(seq)}")
+        for x in seq:
+            _flatten(p, to_raw(p, x) if eng else x, flat)
+    else:
+        _flatten(p, to_raw(p, v) if eng else v, flat)
+
+
+def _encoder(p: Parameter, eng: bool) -> Callable[[Any, list], None]:
+    """An encoder for one parameter the generated code does not inline: appends its struct values to ``flat``.
+
+    Arrays of in-range integers (and linearly calibrated integer arrays) are converted as a whole;
+    raw booleans, times and the rest go through :func:`_careful`.  The fast path produces exactly what
+    the careful path would, and falls back to it whenever it is not sure.
+    """
+    def careful(v: Any, flat: list, _p: Parameter = p, _eng: bool = eng) -> None:
+        _careful(_p, v, flat, _eng)
+
+    rng = INT_RANGES.get(p.type) if p.type != "bool" else None
+    if p.count == 1 or rng is None or (eng and p.enum is not None):
+        return careful
+    lo, hi = rng
+    cal = p.calibration if eng else None
+    linear = cal is not None and bool(cal.poly) and len(cal.poly) >= 2 and not any(cal.poly[2:]) and cal.poly[1] != 0
+    if cal is not None and not linear:
+        return careful
+    c0 = float(cal.poly[0]) if linear else 0.0
+    c1 = float(cal.poly[1]) if linear else 1.0
+    count = p.count
+
+    def array(v: Any, flat: list) -> None:
+        if type(v) is not list and type(v) is not tuple or len(v) != count:
+            careful(v, flat)
+            return
+        raw = v
+        if cal is not None:
+            try:  # the same arithmetic as Calibration.invert + round(); NaN/inf raise and go careful
+                raw = [round((float(x) - c0) / c1) for x in v]
+            except (ValueError, OverflowError, TypeError):
+                careful(v, flat)
+                return
+        if lo <= min(raw) and max(raw) <= hi:
+            flat.extend(raw)   # a float left in an integer array makes struct.pack refuse: careful path
+        else:
+            careful(v, flat)
+    return array
+
+
+def _array_of(conv: Callable[[Any], Any]) -> Callable[[Any], list]:
+    def array_conv(raw: Any, _c: Callable[[Any], Any] = conv) -> list:
+        return [_c(r) for r in raw]
+    return array_conv
+
+
+def converter(p: Parameter) -> Callable[[Any], Any] | None:
+    """Raw -> engineering conversion of one scalar of ``p``, compiled; ``None`` for identity.
+
+    The same values as :func:`to_eng_scalar`, faster: enumerations by a snapshot of their labels,
+    linear polynomials as ``c1 * raw + c0`` (the same float as ``Calibration.apply``).
+    """
+    if p.enum is not None:
+        labels = dict(p.enum.labels)  # Enumeration.labels builds a new mapping per call: snapshot once
+
+        def enum_label(raw: Any, _labels: dict = labels) -> Any:
+            label = _labels.get(raw)
+            return label if label is not None else f"UNKNOWN({raw})"
+        return enum_label
+    if p.type == "bool":
+        return bool
+    cal = p.calibration
+    if cal is not None and p.type != "time":
+        if cal.poly and (len(cal.poly) <= 2 or not any(cal.poly[2:])):
+            c0 = float(cal.poly[0])
+            c1 = float(cal.poly[1]) if len(cal.poly) > 1 else 0.0
+            return lambda raw, _a=c0, _b=c1: _b * raw + _a
+        return cal.apply
+    return None
 
 
 class _NotFast(Exception):

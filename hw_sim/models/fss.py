@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from fsw.core.timers import Periodic
 from fsw.dictionary import Command, Dictionary, System
 from fsw.protocol.pus import PusTc
@@ -55,7 +57,7 @@ class FssModel(UnitModel):
         self.axes = ("X", "Y", "Z")[: int(cfg.get("sp_axes", 3))]
         self.vbb = Stream(float(cfg.get("vbb_sps", 20)), self.vbb_pkt.param(f"{n}_VBB_V").count)
         self.sp = Stream(float(cfg.get("sp_sps", 100)), self.sp_pkt.param(f"{n}_SP_X").count)
-        self.noise = float(cfg.get("noise_counts", 40))
+        self.noise_counts = float(cfg.get("noise_counts", 40))
         self.cal_amplitude = float(cfg.get("cal_amplitude_counts", 20000))
         self.level_rate = float(cfg.get("level_rate_urad_s", 40))
         self.samples = 0
@@ -81,18 +83,20 @@ class FssModel(UnitModel):
         self.cal_until = -math.inf
 
     # -- the seismic signal ----------------------------------------------------------------
-    def _signal(self, t: float, gain: float) -> float:
-        v = 300.0 * math.sin(2 * math.pi * t / 3600.0) + self.rng.gauss(0.0, self.noise)
+    def _signal(self, t: np.ndarray) -> np.ndarray:
+        """The ground motion at the sample times ``t`` (rows of axes, or one row), in counts at unit gain."""
+        v = 300.0 * np.sin(2 * math.pi * t / 3600.0) + self.noise.normal(0.0, self.noise_counts, t.shape)
         if self._quake is not None:
             onset, amp = self._quake
             dt = t - onset
-            if dt > 300:
-                self._quake = None
-            elif dt >= 0:
-                v += amp * math.exp(-dt / 60.0) * math.sin(2 * math.pi * 1.3 * dt)
-        if t < self.cal_until:
-            v += self.cal_amplitude * math.sin(2 * math.pi * t)
-        return v * gain
+            if (dt > 300).any():
+                self._quake = None     # the burst has died away by the end of this block
+            on = (dt >= 0) & (dt <= 300)
+            if on.any():
+                v += np.where(on, amp * np.exp(-np.clip(dt, 0.0, None) / 60.0) * np.sin(2 * math.pi * 1.3 * dt), 0.0)
+        if t[..., 0].min() < self.cal_until:
+            v += np.where(t < self.cal_until, self.cal_amplitude * np.sin(2 * math.pi * t), 0.0)
+        return v
 
     def _maybe_quake(self, now: float) -> None:
         if self._quake is None and self.rng.random() < 1.0 / 900.0:
@@ -102,18 +106,19 @@ class FssModel(UnitModel):
         g = self.values.get(f"{self.system.name}_VBB_GAIN", "LOW")
         return {"LOW": 1.0, "MID": 4.0, "HIGH": 16.0}.get(str(g), 1.0)
 
-    def _block(self, s: Stream, now: float, gain: float) -> tuple[int, list[int]]:
+    def _block(self, s: Stream, now: float, gain: float, rows: int = 1) -> tuple[int, list[list[int]]]:
+        """The last packet period's samples of ``rows`` sensor axes (each with its own noise)."""
         first = s.next_index
-        t0 = now - s.period
-        vals = [int(self._signal(t0 + k / s.sps, gain)) for k in range(s.n)]
+        t = now - s.period + np.arange(s.n) / s.sps
+        v = self._signal(np.broadcast_to(t, (rows, s.n))) * gain
         s.next_index += s.n
-        return first, vals
+        return first, v.astype(np.int64).tolist()   # whole counts, truncated like int()
 
     def _vbb_tick(self, now: float) -> None:
         if not self.answering(now) or self.mode not in RECORDING_MODES:
             return
         self._maybe_quake(now)
-        first, vals = self._block(self.vbb, now, self._gain())
+        first, (vals,) = self._block(self.vbb, now, self._gain())
         self.samples += len(vals)
         if self.mode in STREAMING_MODES:
             n = self.system.name
@@ -124,10 +129,8 @@ class FssModel(UnitModel):
             return
         n = self.system.name
         values: dict[str, Any] = {}
-        first = self.sp.next_index
-        for axis in self.axes:
-            self.sp.next_index = first
-            _, vals = self._block(self.sp, now, 0.25)
+        first, rows = self._block(self.sp, now, 0.25, len(self.axes))
+        for axis, vals in zip(self.axes, rows):
             values[f"{n}_SP_{axis}"] = vals
             self.samples += len(vals)
         values[f"{n}_SP_FIRST"] = first

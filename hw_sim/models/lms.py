@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from fsw.core.timers import Periodic
 from fsw.dictionary import Command, Dictionary, System
 from fsw.protocol.pus import PusTc
@@ -25,6 +27,7 @@ from .unit import Rng, UnitFailure, UnitModel
 
 ELECTRODES = ("ELECTRODE_1", "ELECTRODE_2", "ELECTRODE_3", "ELECTRODE_4")
 IMPEDANCE_UV_M_PER_NT = 8.0     # |E| / |B| of the surface impedance, (uV/m) per nT
+B_MEMORY = 0.98                 # the random walk's memory per sample (a first-order autoregression)
 
 
 class LmsModel(UnitModel):
@@ -43,7 +46,11 @@ class LmsModel(UnitModel):
         self.deploying: str | None = None
         self._deploy_tc: dict[int, str] = {}
         self.sample_index = 0
-        self.b = [0.0, 0.0, 0.0]
+        self.b = np.zeros(3)
+        # b[i] = B_MEMORY**(i+1) * b0 + sum_j<=i B_MEMORY**(i-j) * kick[j]: a block of the walk in one product
+        k = np.arange(self.n)
+        self._decay = B_MEMORY ** (k + 1)
+        self._walk = np.tril(B_MEMORY ** (k[:, None] - k[None, :]).clip(0)).T
         self._sampler: Periodic | None = None
 
     def on_boot(self, now: float) -> None:
@@ -103,16 +110,16 @@ class LmsModel(UnitModel):
             return
         n = self.system.name
         mask = self.dipoles()
-        chans: dict[str, list[float]] = {k: [] for k in ("E1", "E2", "BX", "BY", "BZ")}
-        for _ in range(self.n):
-            for k in range(3):
-                self.b[k] = 0.98 * self.b[k] + self.rng.gauss(0.0, 0.4)
-            e1 = IMPEDANCE_UV_M_PER_NT * self.b[1] + self.rng.gauss(0.0, 0.5)
-            e2 = -IMPEDANCE_UV_M_PER_NT * self.b[0] + self.rng.gauss(0.0, 0.5)
-            chans["E1"].append(e1 if mask & 1 else 0.0)
-            chans["E2"].append(e2 if mask & 2 else 0.0)
-            for axis, k in (("BX", 0), ("BY", 1), ("BZ", 2)):
-                chans[axis].append(self.b[k] + self.rng.gauss(0.0, 0.02) if mask & 4 else 0.0)
+        rng = self.noise
+        b = self.b[:, None] * self._decay + rng.normal(0.0, 0.4, (3, self.n)) @ self._walk
+        self.b = b[:, -1].copy()
+        zero = [0.0] * self.n
+        chans: dict[str, list[float]] = {
+            "E1": (IMPEDANCE_UV_M_PER_NT * b[1] + rng.normal(0.0, 0.5, self.n)).tolist() if mask & 1 else zero,
+            "E2": (-IMPEDANCE_UV_M_PER_NT * b[0] + rng.normal(0.0, 0.5, self.n)).tolist() if mask & 2 else zero,
+        }
+        axes = (b + rng.normal(0.0, 0.02, b.shape)).tolist() if mask & 4 else [zero] * 3
+        chans.update(zip(("BX", "BY", "BZ"), axes))
         values: dict[str, Any] = {f"{n}_{k}": v for k, v in chans.items()}
         values[f"{n}_SCI_FIRST"] = self.sample_index
         values[f"{n}_DIPOLES"] = mask

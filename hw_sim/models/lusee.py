@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from fsw.core.timers import Periodic
 from fsw.dictionary import Command, Dictionary, System
 from fsw.protocol.pus import PusTc
@@ -41,7 +43,7 @@ class LuseeModel(UnitModel):
             raise ValueError(f"{n}: config.products must be labels of {prod_enum.name}")
         lo, hi = cfg.get("band_mhz", [0.5, 50.0])
         self.freqs = [lo + (hi - lo) * (k + 0.5) / self.channels for k in range(self.channels)]
-        self._sky = [(f / self.freqs[0]) ** -2.5 for f in self.freqs]
+        self._sky = np.array([(f / self.freqs[0]) ** -2.5 for f in self.freqs])
         self.default_integration_ms = int(cfg.get("integration_ms", 1000))
         self.integration_ms = self.default_integration_ms
         self.spectra = 0
@@ -82,9 +84,11 @@ class LuseeModel(UnitModel):
         # radiometer equation: relative noise 1 / sqrt(channel bandwidth x integration time)
         bw_hz = (self.freqs[1] - self.freqs[0]) * 1e6 if self.channels > 1 else 1e6
         rel = 1.0 / math.sqrt(bw_hz * self.integration_ms / 1000.0)
+        noise = self.noise.standard_normal((len(self.products), self.channels))
         for k, product in enumerate(self.products):
             scale = FULL_SCALE * (0.3 if product.startswith("CROSS") else 1.0) * (1.0 + 0.02 * k)
-            spectrum = [max(0, int(scale * s * (1.0 + rel * self.rng.gauss(0.0, 1.0)))) for s in self._sky]
+            # counts are whole and never negative (truncated like int())
+            spectrum = np.maximum(0.0, scale * self._sky * (1.0 + rel * noise[k])).astype(np.int64).tolist()
             self.spectra += 1
             self.send_science(self.spec_pkt, {f"{n}_SPEC_SEQ": self.integrations, f"{n}_PRODUCT_ID": product,
                                               f"{n}_INTEG_MS": self.integration_ms, f"{n}_POWER": spectrum}, now)

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from fsw.core.node import Node
 from fsw.core.pacing import LinePacer
 from fsw.core.payloads import boot_mode_of
@@ -79,6 +81,7 @@ class UnitModel(Node):
         self.dictionary = dictionary
         self.system = system
         self.rng = rng
+        self._noise: Any = None
         self.tm = TmSource(dictionary, system.apid)
         self.verifier = Verifier(self.tm)
         self.mode_param = f"{system.name}_MODE"
@@ -315,6 +318,16 @@ class UnitModel(Node):
         self.stats["tx_bytes"] += n
         self.send_packet(LINE, packet)
         return True
+
+    @property
+    def noise(self) -> Any:
+        """A numpy generator for whole blocks of science samples, seeded from the injected ``rng``.
+
+        Created at the first science sample, so a run stays the same for a given seed.
+        """
+        if self._noise is None:
+            self._noise = np.random.Generator(np.random.PCG64(int(self.rng.random() * 2**53)))
+        return self._noise
 
     def send_science(self, pkt: TmPacket, values: dict[str, Any], now: float) -> bool:
         """Build and queue one science packet (dropped and counted when the FIFO is too full)."""
