@@ -267,6 +267,7 @@ class PayloadManager:
         self._origin = 0.0               # the tick grid: origin + k * TICK_S
         self._tick_timer: Any = None
         self._hk_periods: dict[str, float] = {}
+        self._power_quiet_since = -math.inf
         self._last_persist = 0.0
         self._stale_reported = False
         self._started = False
@@ -572,7 +573,11 @@ class PayloadManager:
             elif p.state == "BOOTING" and p.boot_deadline is not None and now > p.boot_deadline:
                 since = p.last_heard if p.last_heard is not None and p.last_heard >= p.entered_at else p.entered_at
                 self._heartbeat_failure(p, now, now - since, code="TIMEOUT")
-        if not fresh and self.power.last_hk is not None and not self._stale_reported:
+        # a phase that speeds the PDU's reports up shortens the staleness limit at once: its first report at
+        # the new rate is not late yet, so the age for the event counts from the phase change at the earliest
+        late = self.power.last_hk is not None and \
+            now - max(self.power.last_hk, self._power_quiet_since) > self.power.stale_after_s
+        if late and not self._stale_reported:
             self._stale_reported = True
             self.fsw.emit("POWER_DATA_STALE", now, POWER_AGE_S=min(int(now - self.power.last_hk), 0xFFFF))
         elif fresh:
@@ -601,7 +606,7 @@ class PayloadManager:
             elif p.state == "BOOTING" and p.boot_deadline is not None:
                 after = min(after, p.boot_deadline)
         if self.power.last_hk is not None:
-            stale_at = self.power.last_hk + self.power.stale_after_s
+            stale_at = max(self.power.last_hk, self._power_quiet_since) + self.power.stale_after_s
             if stale_at >= now or not self._stale_reported:
                 after = min(after, max(stale_at, now))
         k = max(math.ceil((due - self._origin) / TICK_S - 1e-9), math.floor((now - self._origin) / TICK_S + 1e-9) + 1)
@@ -638,6 +643,7 @@ class PayloadManager:
         rate must not count as silent before its first report at the new rate: count silence from here."""
         for p in self.payloads.values():
             p.quiet_since = now
+        self._power_quiet_since = now
         self._rearm(now)
 
     def _heartbeat_failure(self, p: Payload, now: float, silent_s: float, code: str | None = None) -> None:

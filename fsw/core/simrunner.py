@@ -157,10 +157,9 @@ class SimRunner:
     def _collect(self, now: float) -> None:
         nodes = self.nodes
         plain = self._plain if len(self._plain) == len(nodes) else [False] * len(nodes)
-        for i, n in enumerate(nodes):
-            if plain[i]:
-                if not n._out:
-                    continue
+        for n, p in zip(nodes, plain):
+            if p and not n._out:
+                continue
             out = n.take_output()
             if not out:
                 continue
@@ -221,15 +220,16 @@ class SimRunner:
                     dl[i] = nodes[i].next_deadline()
                 touched.clear()
             ran = False
-            for i, d in enumerate(dl):
-                if d <= now:
-                    n = nodes[i]
-                    n.run_due(now)
-                    dl[i] = n.next_deadline()
-                    ran = True
+            if dl and min(dl) <= now:
+                for i, d in enumerate(dl):
+                    if d <= now:
+                        n = nodes[i]
+                        n.run_due(now)
+                        dl[i] = n.next_deadline()
+                        ran = True
+            if not delivered and not ran:
+                break   # a quiet round: no node did anything, so none has new output
             self._collect(now)
-            if not delivered and not ran and not (heap and heap[0][0] <= now):
-                break
         self.steps += 1
         return True
 

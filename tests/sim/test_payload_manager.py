@@ -305,6 +305,21 @@ def test_stale_pdu_data_is_flagged_and_switching_without_the_pdu_is_refused() ->
     assert b.fsw.payloads.payloads["FSS"].energy_wh - e0 == pytest.approx(8 * 36 / 3600, rel=0.05)
 
 
+def test_a_phase_that_speeds_the_pdu_up_does_not_call_its_last_slow_report_stale() -> None:
+    """LUNAR_ORBIT polls the PDU every 30 s, DESCENT every second: the staleness limit shrinks at once, but
+    the report before the change is not late until the first one at the new rate is.  A PDU that then
+    really goes quiet is still flagged."""
+    b = Bench(power=(), options={"initial_phase": "LUNAR_ORBIT"})
+    b.run(100)
+    tc = b.send("SET_PHASE", phase="DESCENT")
+    b.run(30)
+    assert b.verif(tc) == [1, 3, 7]
+    assert b.events("LANDER", "POWER_DATA_STALE") == []
+    b.runner.set_line(b.fsw, "pdu", False)
+    b.run(10)
+    assert len(b.events("LANDER", "POWER_DATA_STALE")) == 1
+
+
 def test_accounting_survives_a_restart_and_counters_only_grow() -> None:
     b = Bench(power=("LMS",))
     b.run(5)
