@@ -20,7 +20,10 @@ Threads: one reader per link blocks in ``select`` (or in pyserial's
 ``read``) and hands bytes to whoever consumes them, either the link's own
 inbox (:meth:`Link.read`) or a listener installed by the real-time runner.
 One writer per link drains a bounded output queue; unpaced writes on a file
-descriptor skip the queue when it is empty, so a reply leaves at once.  With
+descriptor skip the queue when it is empty, so a reply leaves at once, and with a
+backlog they push what the descriptor takes from the caller's thread (the
+writer thread would need the GIL back after every write, which a busy process
+hands over only every few milliseconds).  With
 ``pace=True`` the writer releases bytes no faster than the line rate (see
 :class:`fsw.core.pacing.LinePacer`), as a pseudo-terminal ignores baud.
 """
@@ -352,6 +355,15 @@ class Link:
                 self._stats["bytes_dropped"] += len(data)
                 return
             fd = self._fast_fd
+            if fd is not None and self._tx and not self._tx_busy:
+                # a backlog: queue behind it and push what the line takes now, from this thread, rather than
+                # leave it all to the writer thread (which needs the GIL back after every write it makes)
+                self._tx.append((time.monotonic(), data))
+                self._tx_bytes += len(data)
+                self._drain_locked(fd)
+                if self._tx:
+                    self._tx_cond.notify()
+                return
             if fd is not None and not self._tx and not self._tx_busy:
                 try:
                     n = os.write(fd, data)
@@ -369,6 +381,29 @@ class Link:
             self._tx.append((time.monotonic(), data))
             self._tx_bytes += len(data)
             self._tx_cond.notify()
+
+    def _drain_locked(self, fd: int) -> None:
+        """Unpaced descriptor, lock held: write queued bytes, in order, until the descriptor takes no more."""
+        q = self._tx
+        while q:
+            t, d = q[0]
+            try:
+                n = os.write(fd, d)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._stats["write_drops"] += len(q)
+                self._stats["bytes_dropped"] += self._tx_bytes
+                q.clear()
+                self._tx_bytes = 0
+                self._signal_lost_locked(f"write failed: {e.strerror or e}")
+                return
+            self._stats["bytes_out"] += n
+            self._tx_bytes -= n
+            if n < len(d):
+                q[0] = (t, d[n:])
+                return
+            q.popleft()
 
     def close(self) -> None:
         """Stop the threads, close the port (pty: close the master and remove our symlink).  Idempotent."""
@@ -754,9 +789,20 @@ class Link:
                     self._tx_cond.wait()
                 if self._closed:
                     return
-                chunk, queued_at = self._take(limit)
-                gen, fd, port = self._gen, self._io_fd, self._port
-                self._tx_busy = True
+                fast_fd = self._fast_fd
+                if fast_fd is None:
+                    chunk, queued_at = self._take(limit)
+                    gen, fd, port = self._gen, self._io_fd, self._port
+                    self._tx_busy = True
+                else:  # unpaced descriptor: written under the lock, as write() does, so both keep the order
+                    self._drain_locked(fast_fd)
+            if fast_fd is not None:
+                if self._tx:
+                    try:  # wait for room, holding neither the lock nor any bytes
+                        select.select([], [fast_fd], [], 0.05)
+                    except (OSError, ValueError):  # closed under us: the state change follows
+                        pass
+                continue
             ok = True
             if pacer is not None:
                 if gen != pacer_gen:  # a new connection starts with an idle line

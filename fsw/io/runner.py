@@ -31,6 +31,23 @@ __all__ = ["RealTimeRunner"]
 MIN_IDLE_GAP = 0.05
 #: with a ``stop`` event or an ``until`` predicate, look at them at least this often
 CHECK_INTERVAL = 0.05
+#: link events handled before the nodes' output is written (bounds the delay a busy loop adds to a reply)
+BATCH = 64
+
+
+def _coalesce(out: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Consecutive output for the same port joined into one write (a busy router forwards many frames
+    per read: one write, one system call, instead of one per frame).  The order on each port is kept."""
+    merged: list[tuple[str, bytes]] = []
+    port, parts = out[0][0], [out[0][1]]
+    for p, data in out[1:]:
+        if p == port:
+            parts.append(data)
+        else:
+            merged.append((port, parts[0] if len(parts) == 1 else b"".join(parts)))
+            port, parts = p, [data]
+    merged.append((port, parts[0] if len(parts) == 1 else b"".join(parts)))
+    return merged
 
 
 class _Clock(Protocol):
@@ -146,15 +163,22 @@ class RealTimeRunner:
                 e.started = True
                 self._call(e, "start", e.node.start, now)
                 self._flush(e)
+        dirty: list[_Entry] = []  # nodes whose output waits for the end of the batch
         while True:
-            # everything that already arrived, without blocking
-            while True:
+            # what already arrived, without blocking (a bounded batch); then each node's output in one write per
+            # port: under load, one system call per batch instead of one per read
+            for _ in range(BATCH):
                 try:
                     item = get(block=False)
                 except queue.Empty:
                     break
                 if item is not None:
-                    self._handle(item)
+                    e = self._handle(item)
+                    if e not in dirty:
+                        dirty.append(e)
+            for e in dirty:
+                self._flush(e)
+            dirty.clear()
             now = clock.now()
             wake = t_end
             t = mono()
@@ -164,11 +188,16 @@ class RealTimeRunner:
                     self._call(e, "run_due", node.run_due, now)
                     self._flush(e)
                 if e.partial:
+                    deframers = getattr(node, "deframers", None)
                     for port, stale_at in list(e.partial.items()):
                         if t >= stale_at:
                             del e.partial[port]
-                            self._call(e, f"line_idle({port!r})", node.line_idle, port, now)
-                            self._flush(e)
+                            # a partial frame with nothing after it is kept: its bytes may still be arriving
+                            # (a stalled sender, a link thread not yet scheduled), and it holds back no other
+                            # frame.  The next bytes re-arm the gap; the flush comes once a frame follows it.
+                            if deframers is None or deframers[port].overtaken:
+                                self._call(e, f"line_idle({port!r})", node.line_idle, port, now)
+                                self._flush(e)
                         elif stale_at < wake:
                             wake = stale_at
             if self._stop_requested or (stop is not None and stop.is_set()) or (until is not None and until()):
@@ -188,14 +217,19 @@ class RealTimeRunner:
             except queue.Empty:
                 continue
             if item is not None:
-                self._handle(item)
+                dirty.append(self._handle(item))
 
-    def _handle(self, item: tuple[_Entry, str, str, object]) -> None:
+    def _handle(self, item: tuple[_Entry, str, str, object]) -> _Entry:
+        """Hand one link event to its node; the caller flushes the node's output."""
         e, port, kind, payload = item
         node = e.node
         now = self.clock.now()
         if kind == "data":
-            self._call(e, f"receive({port!r})", node.receive, port, payload, now)
+            try:
+                node.receive(port, payload, now)
+            except Exception:
+                self._report(e, f"receive({port!r})")
+                raise
             deframers = getattr(node, "deframers", None)
             if deframers is None or deframers[port].buffered:
                 e.partial[port] = time.monotonic() + e.gaps[port]
@@ -205,10 +239,15 @@ class RealTimeRunner:
             self._call(e, f"link_changed({port!r}, up)", node.link_changed, port, True, now)
         elif kind == DISCONNECTED:
             self._call(e, f"link_changed({port!r}, down)", node.link_changed, port, False, now)
-        self._flush(e)
+        return e
 
     def _flush(self, e: _Entry) -> None:
-        for port, data in self._call(e, "take_output", e.node.take_output):
+        out = self._call(e, "take_output", e.node.take_output)
+        if not out:
+            return
+        if len(out) > 1:
+            out = _coalesce(out)
+        for port, data in out:
             link = e.links.get(port)
             if link is not None:
                 link.write(data)
@@ -222,9 +261,13 @@ class RealTimeRunner:
         try:
             return fn(*args)
         except Exception:
-            sys.stderr.write(f"fsw.io.runner: node {e.node.name!r} raised in {what}:\n{traceback.format_exc()}")
-            sys.stderr.flush()
+            RealTimeRunner._report(e, what)
             raise
+
+    @staticmethod
+    def _report(e: _Entry, what: str) -> None:
+        sys.stderr.write(f"fsw.io.runner: node {e.node.name!r} raised in {what}:\n{traceback.format_exc()}")
+        sys.stderr.flush()
 
     def close(self) -> None:
         """Close every link.  Idempotent."""

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Final
 
-from .crc import CRC_LEN, _crc_fun
+from .crc import CRC_LEN, CRC_TABLE, _crc_c
 from .spacepacket import PRIMARY_HEADER_LEN
 
 ASM: Final = b"\x1a\xcf\xfc\x1d"
@@ -87,6 +87,20 @@ class Deframer:
     def buffered(self) -> int:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._buf)
+
+    @property
+    def overtaken(self) -> bool:
+        """Whether a sync marker follows the start of the buffered partial frame.
+
+        On an idle line this tells a dead frame from a slow one.  Bytes arrive
+        in order, so once another frame has begun the partial one will never be
+        completed, and flushing it (:meth:`flush`) frees what follows.  With
+        nothing after it, its missing bytes may still be on their way (a sender
+        that stalled mid-frame, a reader thread that has not been scheduled), and
+        keeping it loses nothing: whatever comes next either completes it, or
+        fails its CRC and is resynchronised past (the following frame intact).
+        """
+        return self._buf.find(ASM, 1) >= 0
 
     def _drop(self, out: list, reason: str, n: int) -> None:
         if n > 0:
@@ -165,7 +179,7 @@ class Deframer:
                                 break  # wait for the rest of the packet
                             reason = DropReason.TRUNCATED
                         # the CRC-16/CCITT-FALSE of a packet followed by its own CRC is zero (and only then):
-                        elif check_crc and _crc_fun(mv[h:end]):
+                        elif check_crc and _crc_c(mv[h:end], 0xFFFF, CRC_TABLE):
                             reason = DropReason.CRC
                         else:
                             append(bytes(mv[h:end]))

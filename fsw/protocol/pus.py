@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from typing import Final, NamedTuple
 
-from .crc import _crc_fun
+from .crc import CRC_TABLE, _crc_c
 from .errors import BytesTooShortError, DecodeError, LocalProtocolError
 from .spacepacket import MAX_APID, MAX_SEQ_COUNT, PRIMARY_HEADER_LEN, PacketType, SeqFlags
 from .timecode import CUC_LEN, seconds_to_cuc_fields
@@ -47,6 +47,8 @@ _pack_tm_hdr = _TM_HDR.pack
 #: the packet error control is CRC-16/CCITT-FALSE from fsw.protocol.crc (crcmod's C extension)
 _UNSEGMENTED: Final = int(SeqFlags.UNSEGMENTED)
 _MAX_TC_DATA: Final = 0x10000 - TC_SEC_HDR_LEN - CRC_LEN
+_MAX_TM_DATA: Final = 0x10000 - TM_SEC_HDR_LEN - CRC_LEN
+_tuple_new = tuple.__new__
 
 
 def _check_u8(name: str, v: int) -> None:
@@ -104,8 +106,7 @@ class PusTc(_TcFields):
         except TypeError:
             fast = False
         if fast:
-            return tuple.__new__(cls, (apid, service, subservice, app_data, seq_count, source_id, ack_flags,
-                                       seq_flags))
+            return _tuple_new(cls, (apid, service, subservice, app_data, seq_count, source_id, ack_flags, seq_flags))
         _check_common(apid, seq_count, seq_flags, len(app_data), TC_HEADER_LEN)
         _check_u8("service", service)
         _check_u8("subservice", subservice)
@@ -130,7 +131,7 @@ class PusTc(_TcFields):
         # field is TC_SEC_HDR_LEN + len(app_data) + CRC_LEN - 1
         body = _pack_tc_hdr(0x1800 | apid, (seq_flags << 14) | seq_count, len(app_data) + 6, 0x20 | ack_flags,
                             service, subservice, source_id) + app_data
-        return body + _pack_crc(_crc_fun(body))
+        return body + _pack_crc(_crc_c(body, 0xFFFF, CRC_TABLE))
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTc":
@@ -170,22 +171,32 @@ class PusTm(_TmFields):
         time: float | None = None, time_coarse: int = 0, time_fine: int = 0,
         time_ref_status: int = 0, seq_flags: int = _UNSEGMENTED,
     ) -> "PusTm":
-        _check_common(apid, seq_count, seq_flags, len(source_data), TM_HEADER_LEN)
-        _check_u8("service", service)
-        _check_u8("subservice", subservice)
-        _check_u16("message type counter", msg_counter)
-        _check_u16("destination id", dest_id)
+        # fast path as in PusTc.__new__: the integer fields in range in one expression, the rest below
+        try:
+            out_of_range = ((apid & -0x800) | ((service | subservice) & -0x100) | (seq_count & -0x4000)
+                            | ((msg_counter | dest_id) & -0x10000) | (time_ref_status & -0x10) | (seq_flags & -4))
+            fast = (type(out_of_range) is int and not out_of_range and type(seq_flags) is int
+                    and type(source_data) is bytes and len(source_data) <= 0xFFF1)  # 0xFFF1: _MAX_TM_DATA
+        except TypeError:
+            fast = False
+        if not fast:
+            _check_common(apid, seq_count, seq_flags, len(source_data), TM_HEADER_LEN)
+            _check_u8("service", service)
+            _check_u8("subservice", subservice)
+            _check_u16("message type counter", msg_counter)
+            _check_u16("destination id", dest_id)
+            if not isinstance(time_ref_status, int) or not 0 <= time_ref_status <= 0xF:
+                raise LocalProtocolError(f"time reference status {time_ref_status} outside 0..15")
+            source_data, seq_flags = bytes(source_data), int(seq_flags)
         if time is not None:
             if not 0 <= time < 2**32:  # NaN fails too
                 raise LocalProtocolError(f"time {time!r} s outside the 4-octet CUC range")
-            time_coarse, time_fine = seconds_to_cuc_fields(time)
-        if (not isinstance(time_coarse, int) or not isinstance(time_fine, int)
+            time_coarse, time_fine = seconds_to_cuc_fields(time)  # in range by construction
+        elif (not isinstance(time_coarse, int) or not isinstance(time_fine, int)
                 or not 0 <= time_coarse <= 0xFFFFFFFF or not 0 <= time_fine <= 0xFFFF):
             raise LocalProtocolError("CUC time fields out of range")
-        if not isinstance(time_ref_status, int) or not 0 <= time_ref_status <= 0xF:
-            raise LocalProtocolError(f"time reference status {time_ref_status} outside 0..15")
-        return tuple.__new__(cls, (apid, service, subservice, bytes(source_data), seq_count, msg_counter,
-                                   dest_id, time_coarse, time_fine, time_ref_status, int(seq_flags)))
+        return _tuple_new(cls, (apid, service, subservice, source_data, seq_count, msg_counter, dest_id,
+                                time_coarse, time_fine, time_ref_status, seq_flags))
 
     @property
     def time(self) -> float:
@@ -198,14 +209,11 @@ class PusTm(_TmFields):
     def pack(self) -> bytes:
         (apid, service, subservice, source_data, seq_count, msg_counter, dest_id, time_coarse, time_fine,
          time_ref_status, seq_flags) = self
-        body = _pack_tm_hdr(
-            0x0800 | apid,
-            (seq_flags << 14) | seq_count,
-            TM_SEC_HDR_LEN + len(source_data) + CRC_LEN - 1,
-            (PUS_VERSION << 4) | time_ref_status,
-            service, subservice, msg_counter, dest_id, time_coarse, time_fine,
-        ) + source_data
-        return body + _pack_crc(_crc_fun(body))
+        # literals as in PusTc.pack: 0x20 is PUS_VERSION << 4, 14 is TM_SEC_HDR_LEN + CRC_LEN - 1
+        body = _pack_tm_hdr(0x0800 | apid, (seq_flags << 14) | seq_count, len(source_data) + 14,
+                            0x20 | time_ref_status, service, subservice, msg_counter, dest_id, time_coarse,
+                            time_fine) + source_data
+        return body + _pack_crc(_crc_c(body, 0xFFFF, CRC_TABLE))
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> "PusTm":
@@ -231,7 +239,7 @@ def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -
         # fast path for the common case, telemetry: version 0, type TM, secondary header present, and at
         # least a whole TM header; the checks below come in the same order as in the general path
         w0, w1, length, b0, svc, sub, cnt, dest, coarse, fine = _TM_HDR.unpack_from(data)
-        if length + PRIMARY_HEADER_LEN + 1 == n and not (check_crc and _crc_fun(data)) \
+        if length + PRIMARY_HEADER_LEN + 1 == n and not (check_crc and _crc_c(data, 0xFFFF, CRC_TABLE)) \
                 and b0 >> 4 == PUS_VERSION:
             return tuple.__new__(PusTm, (w0 & MAX_APID, svc, sub, bytes(data[TM_HEADER_LEN:-2]), w1 & MAX_SEQ_COUNT,
                                          cnt, dest, coarse, fine, b0 & 0xF, w1 >> 14))
@@ -248,7 +256,7 @@ def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -
     is_tc = (w0 >> 12) & 1
     if n < (MIN_TC_LEN if is_tc else MIN_TM_LEN):
         raise BytesTooShortError(MIN_TC_LEN if is_tc else MIN_TM_LEN, n, "PUS-C TC" if is_tc else "PUS-C TM")
-    if check_crc and _crc_fun(data):  # over the packet with its own CRC: zero when intact
+    if check_crc and _crc_c(data, 0xFFFF, CRC_TABLE):  # over the packet with its own CRC: zero when intact
         raise DecodeError("crc", "packet error control does not match")
     if is_tc:
         _, w1, _, b0, svc, sub, src = _TC_HDR.unpack_from(data)

@@ -83,19 +83,22 @@ class FssModel(UnitModel):
         self.cal_until = -math.inf
 
     # -- the seismic signal ----------------------------------------------------------------
-    def _signal(self, t: np.ndarray) -> np.ndarray:
-        """The ground motion at the sample times ``t`` (rows of axes, or one row), in counts at unit gain."""
-        v = 300.0 * np.sin(2 * math.pi * t / 3600.0) + self.noise.normal(0.0, self.noise_counts, t.shape)
+    def _signal(self, t: np.ndarray, rows: int = 1) -> np.ndarray:
+        """The ground motion at the sample times ``t`` for ``rows`` axes (each its own noise), at unit gain."""
+        v = self.noise.normal(0.0, self.noise_counts, (rows, len(t)))
+        common = 300.0 * np.sin(t * (2 * math.pi / 3600.0))       # the tide, the same on every axis
         if self._quake is not None:
             onset, amp = self._quake
             dt = t - onset
-            if (dt > 300).any():
+            if dt[-1] > 300:
                 self._quake = None     # the burst has died away by the end of this block
             on = (dt >= 0) & (dt <= 300)
             if on.any():
-                v += np.where(on, amp * np.exp(-np.clip(dt, 0.0, None) / 60.0) * np.sin(2 * math.pi * 1.3 * dt), 0.0)
-        if t[..., 0].min() < self.cal_until:
-            v += np.where(t < self.cal_until, self.cal_amplitude * np.sin(2 * math.pi * t), 0.0)
+                common = common + np.where(on, amp * np.exp(-np.clip(dt, 0.0, None) / 60.0)
+                                           * np.sin(2 * math.pi * 1.3 * dt), 0.0)
+        if t[0] < self.cal_until:
+            common = common + np.where(t < self.cal_until, self.cal_amplitude * np.sin(2 * math.pi * t), 0.0)
+        v += common
         return v
 
     def _maybe_quake(self, now: float) -> None:
@@ -110,7 +113,7 @@ class FssModel(UnitModel):
         """The last packet period's samples of ``rows`` sensor axes (each with its own noise)."""
         first = s.next_index
         t = now - s.period + np.arange(s.n) / s.sps
-        v = self._signal(np.broadcast_to(t, (rows, s.n))) * gain
+        v = self._signal(t, rows) * gain
         s.next_index += s.n
         return first, v.astype(np.int64).tolist()   # whole counts, truncated like int()
 

@@ -125,7 +125,7 @@ def test_frames_go_in_and_come_out(bench: Bench, pty_dir: Path) -> None:
     assert [d.reason for _, d in node.dropped] == ["no_sync"]
 
 
-def test_line_idle_flushes_a_partial_frame(pty_dir: Path) -> None:
+def test_line_idle_keeps_a_slow_frame_and_flushes_a_dead_one(pty_dir: Path) -> None:
     bench = Bench(idle_gap=0.05)
     node = EchoNode()
     path = pty_dir / "fsw.pty"
@@ -135,15 +135,20 @@ def test_line_idle_flushes_a_partial_frame(pty_dir: Path) -> None:
         with raw_peer(path) as fd:
             assert wait_until(lambda: node.port_stats["gnd"].up)
             whole = frame(packet(1, size=100))
+            os.write(fd, whole[:40])  # the sender stalls mid-frame for several idle gaps
+            assert wait_until(lambda: node.deframers["gnd"].buffered == 40)
+            assert not wait_until(lambda: node.idles or node.dropped, timeout=0.3)
+            os.write(fd, whole[40:])  # ... and the rest comes after all: the frame is not lost
+            assert read_packets(fd, 1) == [packet(1, size=100)]
+            assert node.idles == [] and node.dropped == []
+            os.write(fd, whole[:40])  # now the sender dies mid-frame and starts over
             t0 = time.monotonic()
-            os.write(fd, whole[:40])  # the sender dies mid-frame
-            assert wait_until(lambda: node.idles == ["gnd"], timeout=2)
+            os.write(fd, frame(packet(2)))
+            assert read_packets(fd, 1) == [packet(2)]  # the stale bytes go at the next idle gap
             assert time.monotonic() - t0 >= 0.05, "not before the idle gap"
+            assert node.idles == ["gnd"]
             assert [d.reason for _, d in node.dropped] == ["truncated"]
             assert node.deframers["gnd"].buffered == 0
-            os.write(fd, frame(packet(2)))  # the next frame is not glued to the stale bytes
-            assert read_packets(fd, 1) == [packet(2)]
-            assert node.idles == ["gnd"], "a complete frame leaves nothing to flush"
     finally:
         bench.close()
 

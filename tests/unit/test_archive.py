@@ -192,6 +192,42 @@ def test_threaded_writer_commits_on_size_and_on_time(tmp_path: Path) -> None:
     assert _count(path) == 121
 
 
+def test_big_batches_keep_the_order_and_the_links_between_tables(tmp_path: Path) -> None:
+    # one batch of more than 1024 + 256 + 64 + 16 packets plus a remainder: every multi-row INSERT size is used
+    s = build_stream(D, n_hk=1400)
+    assert len(s.packets) > 1024 + 256 + 64 + 16
+    path = tmp_path / "big.db"
+    with ArchiveWriter(path, threaded=False, commit_every=10_000, commit_interval=1e9) as w:
+        ingest_capture(w, b"".join(s.packets), PacketDecoder(D), "file:big")
+    assert w.commits == 1  # all in one batch, at close
+    con = sqlite3.connect(path)
+    try:
+        rows = con.execute("SELECT id, raw, apid, service FROM packets ORDER BY id").fetchall()
+        assert [bytes(r[1]) for r in rows] == s.packets
+        assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+        by_id = {r[0]: (r[2], r[3]) for r in rows}
+        events = con.execute("SELECT packet_id, apid FROM events").fetchall()
+        stages = con.execute("SELECT packet_id, reporter_apid FROM stages").fetchall()
+        assert events and stages
+        assert all(by_id[pid] == (apid, 5) for pid, apid in events)   # each event row names its own packet
+        assert all(by_id[pid] == (apid, 1) for pid, apid in stages)   # and each verification report
+    finally:
+        con.close()
+
+
+def test_multi_row_inserts_fit_the_sqlite_parameter_limit() -> None:
+    from ground.archive import _insert_chunks
+
+    con = sqlite3.connect(":memory:")
+    try:
+        con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # the limit of SQLite before 3.32
+        assert _insert_chunks(con) == (16,)  # 16 rows x 16 columns = 256 parameters
+        con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+        assert _insert_chunks(con) == (1024, 256, 64, 16)
+    finally:
+        con.close()
+
+
 def test_reopening_appends(tmp_path: Path) -> None:
     path = tmp_path / "d.db"
     for round_ in range(2):

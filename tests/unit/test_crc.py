@@ -99,3 +99,13 @@ def test_every_burst_up_to_16_bits_is_detected(data: bytes, draw: st.DataObject)
 def test_check_crc_on_too_short_input_is_false_not_an_error() -> None:
     assert check_crc(b"") is False
     assert check_crc(b"\x00") is False
+
+
+@settings(max_examples=examples(200))
+@given(st.binary(max_size=300))
+def test_the_hot_paths_call_crcmods_c_routine_directly(data: bytes) -> None:
+    from fsw.protocol.crc import CRC_TABLE, _crc_c
+
+    assert type(_crc_c).__name__ == "builtin_function_or_method"  # the C routine, not the Python wrapper
+    assert _crc_c(data, 0xFFFF, CRC_TABLE) == crc16(data) == binascii.crc_hqx(data, 0xFFFF)
+    assert _crc_c(memoryview(data), 0xFFFF, CRC_TABLE) == crc16(data)

@@ -159,6 +159,22 @@ def test_constructor_limits_that_are_allowed() -> None:
     assert (d.min_packet, d.max_packet, d.buffered) == (DEFAULT_MIN_PACKET, DEFAULT_MAX_PACKET, 0)
 
 
+def test_overtaken_tells_a_dead_partial_frame_from_a_slow_one() -> None:
+    d = Deframer(max_packet=MAX)
+    assert not d.overtaken                      # nothing buffered
+    d.feed(ASM[:3])
+    assert not d.overtaken                      # a tail that may become a marker
+    whole = frame(tc(data=b"q" * 50, seq=1))
+    d = Deframer(max_packet=MAX)
+    assert d.feed(whole[:30]) == []
+    assert not d.overtaken                      # a partial frame, its bytes maybe still on the way
+    assert d.feed(whole[30:]) == [whole[4:]]    # ... and they were
+    assert d.feed(whole[:30] + frame(tc(seq=2))) == []
+    assert d.overtaken                          # a frame began after it: it will never be completed
+    got = d.flush()
+    assert got == [Dropped(DropReason.TRUNCATED, 30), tc(seq=2)] and d.buffered == 0
+
+
 def test_empty_feed_and_flush() -> None:
     c = Checked()
     assert c.feed(b"") == []
