@@ -98,7 +98,7 @@ def _limit_bounds(p: Parameter) -> tuple[float, float, float, float]:
 class _ParamPlan:
     """How to turn a codec's raw values into engineering values and limit flags."""
 
-    __slots__ = ("codec", "names", "convs", "limits", "size", "json_safe", "flat", "skip")
+    __slots__ = ("codec", "names", "convs", "limits", "size", "json_safe", "skip", "_fast")
 
     def __init__(self, codec: Any, params: tuple[Parameter, ...]) -> None:
         self.codec = codec
@@ -117,34 +117,17 @@ class _ParamPlan:
         self.convs = tuple(convs)
         self.limits = tuple((i, p.name, _limit_bounds(p)) for i, p in enumerate(params) if p.limits is not None)
         self.size = codec.size
-        # without times or arrays the struct's values are the raw values: skip the codec's folding loop
-        self.flat = all(p.count == 1 and p.type != "time" for p in params)
         self.skip = 2 if codec.has_sid else 0
         # floats can be NaN/inf on the wire (strict JSON has no such numbers): only float types need a look
         self.json_safe = not any(p.type in ("f32", "f64") for p in params)
+        self._fast: Callable[[bytes, int], tuple[dict, dict]] | None = None
 
     def decode(self, data: bytes, offset: int = 0) -> tuple[dict, dict]:
         """(engineering values, limit flags); the caller has checked that ``size`` octets are there."""
-        if self.flat:
-            values = list(self.codec.struct.unpack_from(data, offset + self.skip))
-        else:
-            values = self.codec.decode_raw(data, offset)
-        for i, conv in self.convs:
-            values[i] = conv(values[i])
-        params = dict(zip(self.names, values))
-        flags: dict = {}
-        for i, name, lim in self.limits:
-            v = values[i]
-            if type(v) is float or type(v) is int:
-                alo, ahi, wlo, whi = lim
-                if v < alo or v > ahi:
-                    flags[name] = "alarm"
-                elif v < wlo or v > whi:
-                    flags[name] = "warn"
-            else:
-                state = _limit_state(lim, v)
-                if state is not None:
-                    flags[name] = state
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = _compile_decoder(self)
+        params, flags = fast(data, offset + self.skip)
         if not self.json_safe:
             for k, v in params.items():
                 if isinstance(v, float) and not math.isfinite(v):
@@ -152,6 +135,50 @@ class _ParamPlan:
                 elif isinstance(v, list):
                     params[k] = [str(x) if isinstance(x, float) and not math.isfinite(x) else x for x in v]
         return params, flags
+
+
+def _compile_decoder(plan: _ParamPlan) -> Callable[[bytes, int], tuple[dict, dict]]:
+    """Straight-line ``(data, offset) -> (params, flags)`` for one layout: one ``unpack_from``, each value
+    folded (times, arrays) and converted (labels, calibrations) in place, limits compared inline."""
+    codec = plan.codec
+    ns: dict[str, Any] = {"S": codec.struct, "_limit_state": _limit_state}
+    conv = dict(plan.convs)
+    lims = {i: (name, lim) for i, name, lim in plan.limits}
+    lines = ["def fast(data, off):", "    v = S.unpack_from(data, off)"]
+    items = []
+    i = 0
+    for k, p in enumerate(codec.params):
+        is_time = p.type == "time"
+        n = p.count * (2 if is_time else 1)
+        if is_time and p.count == 1:
+            expr = f"v[{i}] + v[{i + 1}] / 65536.0"
+        elif is_time:
+            expr = f"tuple(v[{i} + 2 * j] + v[{i} + 2 * j + 1] / 65536.0 for j in range({p.count}))"
+        elif p.count > 1:
+            expr = f"v[{i}:{i + n}]"
+        else:
+            expr = f"v[{i}]"
+        if k in conv:
+            ns[f"C{k}"] = conv[k]
+            expr = f"C{k}({expr})"
+        lines.append(f"    x{k} = {expr}")
+        items.append(f"{p.name!r}: x{k}")
+        i += n
+    lines.append("    f = {}")
+    for k, (name, lim) in lims.items():
+        ns[f"L{k}"] = lim
+        ns[f"AL{k}"], ns[f"AH{k}"], ns[f"WL{k}"], ns[f"WH{k}"] = lim
+        lines += [
+            f"    if x{k}.__class__ is float or x{k}.__class__ is int:",
+            f"        if x{k} < AL{k} or x{k} > AH{k}: f[{name!r}] = 'alarm'",
+            f"        elif x{k} < WL{k} or x{k} > WH{k}: f[{name!r}] = 'warn'",
+            "    else:",
+            f"        s = _limit_state(L{k}, x{k})",
+            f"        if s is not None: f[{name!r}] = s",
+        ]
+    lines.append("    return {" + ", ".join(items) + "}, f")
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the dictionary's own layout, no outside text
+    return ns["fast"]
 
 
 class _TmPlan:
