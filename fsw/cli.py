@@ -28,6 +28,7 @@ examples:
   fsw                                   # bench on pseudo-terminals made by hw-sim in ./run
   fsw --link fss=/dev/ttyUSB0 --baud fss=38400
   fsw --state-dir /var/lib/fsw --phase SURFACE --duration 3600
+  fsw --space-link                      # the ground port carries the space link (with hw-sim relay / ground)
 """
 
 
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mission phase to start in when no durable state says otherwise (default PRELAUNCH)")
     p.add_argument("--pace-ground", action="store_true",
                    help="pace the ground port at its baud (useful on ptys, which ignore baud)")
+    p.add_argument("--space-link", action="store_true",
+                   help="carry the space link on the ground port instead of ASM-framed packets: CLTUs with TC "
+                        "frames under COP-1 (FARM-1) in, fixed-length TM frames (CADUs) out, every packet for "
+                        "the ground kept in the PUS-15 packet stores until the ground acknowledges it "
+                        "(docs/spacelink.md); the downlink frame rate follows the ground port's baud")
     add_run_options(p)
     return p
 
@@ -106,8 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"fsw: cannot read the onboard library: {exc}", file=sys.stderr)
         return 2
+    options = {"initial_phase": args.phase or "PRELAUNCH", **library}
+    if args.space_link:
+        from .core.spacelink import SpaceLinkConfig
+
+        # 8N1 on the ground line: 8 data bits of every 10
+        options["space_link"] = SpaceLinkConfig(downlink_bps=bauds.get("ground", ports["ground"]) * 0.8)
     try:
-        fsw = build_flight_software(dictionary, store, {"initial_phase": args.phase or "PRELAUNCH", **library})
+        fsw = build_flight_software(dictionary, store, options)
     except ValueError as exc:
         print(f"fsw: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{p}={links[p].spec if hasattr(links[p], 'spec') else ''}" for p in links),
               file=sys.stderr, flush=True)
     run_until_signalled(runner, args.duration)
+    fsw.stop(clock.now())   # the space link's packet stores: everything stored made durable
     if not args.quiet:
         c = fsw.counters
         print(f"fsw: stopped: {c.tc_accepted} TC accepted, {c.tc_rejected} rejected, {c.tc_routed} routed, "

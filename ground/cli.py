@@ -69,17 +69,18 @@ def get_dictionary(args: argparse.Namespace) -> Dictionary:
         raise UsageError(f"cannot load the mission dictionary from {args.dictionary}: {exc}") from None
 
 
-def open_session(link: str, dictionary: Dictionary, baud: int) -> Any:
+def open_session(link: str, dictionary: Dictionary, baud: int, space_link: bool = False) -> Any:
     """The link session used by ``send`` and ``monitor`` (tests replace this function)."""
     from .session import GroundSession
 
-    return GroundSession(link, dictionary, baud=baud)
+    return GroundSession(link, dictionary, baud=baud, space_link=space_link)
 
 
 def make_session(args: argparse.Namespace, dictionary: Dictionary) -> Any:
     link = args.link or default_link()
+    extra = {"space_link": True} if getattr(args, "space_link", False) else {}
     try:
-        session = open_session(link, dictionary, args.baud)
+        session = open_session(link, dictionary, args.baud, **extra)
     except ValueError as exc:  # fsw.io.link.LinkError: a malformed link spec or line setting
         raise UsageError(f"bad --link {link!r}: {exc}") from None
     db = getattr(args, "archive", None)
@@ -708,6 +709,11 @@ SUBCOMMANDS: list[Callable[[Any], Any]] = [add_send_parser, add_monitor_parser, 
                                            add_dictionary_parser, *_operations(), *_more()]
 
 
+#: the subcommands that honour ``--space-link`` (their sessions come from make_session)
+SPACE_LINK_COMMANDS = ("send", "monitor")
+SPACE_LINK_HANDLERS = (cmd_send, cmd_monitor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="ground",
@@ -716,6 +722,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 command failed (verification failure, timeout, no link), 2 usage error")
     parser.add_argument("--dictionary", metavar="PATH", default=None,
                         help="mission directory to load (holds mission.yaml; default: the reference mission)")
+    parser.add_argument("--space-link", action="store_true",
+                        help="speak the far-side space link on --link (for fsw --space-link, usually through "
+                             "'hw-sim relay'): telecommands go up through COP-1 as CLTUs, telemetry comes down "
+                             "as CADUs, duplicates are dropped and store-and-forward acknowledgements sent "
+                             "(see docs/spacelink.md)")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
@@ -738,6 +749,10 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.space_link and handler not in SPACE_LINK_HANDLERS:
+        print(f"ground: --space-link works with {' and '.join(SPACE_LINK_COMMANDS)} only, not with "
+              f"{args.subcommand}", file=sys.stderr)
         return EXIT_USAGE
     try:
         try:

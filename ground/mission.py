@@ -5,25 +5,62 @@ every device model and a ground node, with the ground-to-lander line carried
 by the relay link model (contact windows by phase, light time, rate caps).
 The scenario drives the ground node; the report is built from what the ground
 received, plus the link's own accounting of what it could not carry.
+
+By default the line carries the space link (docs/spacelink.md): TC frames
+under COP-1 up, TM frames from the lander's packet stores down, with seeded
+impairments on both directions (:data:`DEFAULT_IMPAIRMENTS`: bit errors,
+bursty loss, reordering) on top of the relay's contact gaps.  After the
+scenario's end the run goes on (at most ``drain_s``) until the stores have
+delivered everything, and the report checks, per payload, that every science
+packet produced on board reached the ground exactly once and that no
+telecommand ran twice.  ``space_link=False`` keeps the old direct packet line.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from fsw.core.flight import FlightSoftware
+from fsw.core.spacelink import SpaceLinkConfig
+from fsw.core.storage import science_keys
 from fsw.core.schedule import encode_insert
 from fsw.core.node import Node
 from fsw.dictionary import Dictionary, load_dictionary
 from fsw.protocol.pus import PusTc
+from hw_sim.faults import GilbertElliott, LinkImpairer
 from hw_sim.models.relay import DOWN, UP, RelayChannel, RelayLinkModel
 
+def make_impairer(rng: random.Random, knobs: dict[str, Any]) -> LinkImpairer:
+    """A LinkImpairer from plain knobs (``burst`` as (p, r): Gilbert-Elliott, loss 1 in the bad state)."""
+    knobs = dict(knobs)
+    burst = knobs.pop("burst", None)
+    if burst is not None:
+        knobs["burst"] = GilbertElliott(p=burst[0], r=burst[1])
+    return LinkImpairer(rng, **knobs)
+
 from .node import PORT
+from .spacelink import GroundLinkConfig
 from .scenario import Scenario, Step
 from .simbench import SimBench
+
+
+#: impairments of each direction of the space link in a mission run (besides the relay's gaps): a bit error
+#: rate of 1e-5, about 1 % of frames lost in bursts (Gilbert-Elliott, mean burst 5 frames), 0.5 % reordered
+DEFAULT_IMPAIRMENTS: dict[str, Any] = {"ber": 1e-5, "burst": (0.002, 0.2), "reorder": 0.005, "reorder_delay": 0.2}
+#: how long the run may go on after the scenario's end for the packet stores to drain
+DEFAULT_DRAIN_S = 6 * 3600.0
+#: the ground's end of the space link in a mission run.  Every range acknowledged or asked for is one
+#: telecommand (short ones share a TC frame), and with a frame lost every second or so on the fast surface
+#: downlink every gap would also split an acknowledgement: so acknowledgements go every 30 s, up to 1024
+#: ranges per interval, held back behind a gap for up to 2 min (one range then covers the lot once it is
+#: filled); a gap is asked for after 90 s (an APID whose science is still being played back shows "gaps"
+#: that are only packets queued on board behind the live ones).
+MISSION_GROUND_LINK = GroundLinkConfig(ack_interval_s=30.0, gap_wait_s=90.0, request_retry_s=90.0,
+                                       max_requests_per_interval=1024, reack_s=600.0, ack_hold_s=120.0)
 
 
 class ContactController(Node):
@@ -82,6 +119,12 @@ class MissionReport:
     commands: dict[str, int] = field(default_factory=dict)
     link: dict[str, Any] = field(default_factory=dict)
     phases: list[tuple[float, str]] = field(default_factory=list)
+    #: per payload: science packets produced on board and received (unique) on the ground
+    science: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the space link: COP-1, stores, discards, drain (empty with the direct packet line)
+    space_link: dict[str, Any] = field(default_factory=dict)
+    #: end-to-end checks: name -> (ok, detail)
+    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
     @property
     def criteria(self) -> list[StepOutcome]:
@@ -89,7 +132,7 @@ class MissionReport:
 
     @property
     def success(self) -> bool:
-        return all(s.ok for s in self.criteria)
+        return all(s.ok for s in self.criteria) and all(ok for ok, _ in self.checks.values())
 
     def to_dict(self) -> dict:
         return {
@@ -100,6 +143,8 @@ class MissionReport:
             "events_by_severity": self.events_by_severity, "notable_events": self.notable_events,
             "payloads": self.payloads, "deploy": self.deploy, "commands": self.commands, "link": self.link,
             "phases": [{"at": t, "phase": p} for t, p in self.phases],
+            "science": self.science, "space_link": self.space_link,
+            "checks": [{"name": k, "ok": ok, "detail": d} for k, (ok, d) in self.checks.items()],
         }
 
 
@@ -117,17 +162,48 @@ class MissionRun:
 
     def __init__(self, scenario: Scenario, dictionary: Dictionary | None = None, seed: int | None = None,
                  progress: Callable[[str], None] | None = None, library: dict | None = None,
-                 relay: RelayLinkModel | None = None, impair_up: Any = None, impair_down: Any = None) -> None:
+                 relay: RelayLinkModel | None = None, impair_up: Any = None, impair_down: Any = None,
+                 space_link: bool | SpaceLinkConfig = True, impairments: dict[str, Any] | None = None,
+                 drain_s: float = DEFAULT_DRAIN_S) -> None:
+        """``space_link``: True (default) or a SpaceLinkConfig for the space link, False for the direct
+        packet line.  ``impairments``: knobs of both directions (default :data:`DEFAULT_IMPAIRMENTS` with
+        the space link, none without; ``{}`` for none); ``impair_up``/``impair_down`` replace them."""
         self.scenario = scenario
         self.dictionary = dictionary or load_dictionary()
         self.seed = scenario.seed if seed is None else seed
         self.progress = progress or (lambda line: None)
         self.launch = self.dictionary.launch_time
+        self.drain_s = drain_s
+        self.relay = relay or RelayLinkModel(phase="PRELAUNCH")
+        link_cfg: SpaceLinkConfig | None = None
+        if space_link:
+            # an idle frame carries the CLCW every 10 s at least (a changed CLCW still goes out within
+            # clcw_prompt_s): a frame a second all mission long would cost millions of frames
+            link_cfg = space_link if isinstance(space_link, SpaceLinkConfig) else SpaceLinkConfig(clcw_interval_s=10.0)
+            link_cfg = replace(link_cfg, downlink_bps=self.relay.rate(DOWN) * 8.0 or link_cfg.downlink_bps)
         self.bench = SimBench(self.dictionary, self.seed, start=self.launch + scenario.start, phase="PRELAUNCH",
-                              library=library, connect_ground=False)
-        self.relay = relay or RelayLinkModel(phase=self.bench.fsw.phases.current.name)
+                              library=library, connect_ground=False, space_link=link_cfg,
+                              ground_link=MISSION_GROUND_LINK)
+        # a report lost on the downlink comes again when the ground asks for the gap (seen at the APID's next
+        # packet: a heartbeat a minute in cruise): verification windows allow for that, a request and a retry
+        g = MISSION_GROUND_LINK
+        self.retransmit_allowance = (120.0 + g.gap_wait_s + g.ack_interval_s + g.request_retry_s + 30.0
+                                     if link_cfg is not None else 0.0)
+        self.relay.set_phase(self.bench.fsw.phases.current.name)
+        knobs = (DEFAULT_IMPAIRMENTS if link_cfg is not None else {}) if impairments is None else impairments
+        rng = random.Random(self.seed)   # one seed: the scenario's; each direction gets its own stream
+        if impair_up is None and knobs:
+            impair_up = make_impairer(random.Random(rng.random()), knobs)
+        if impair_down is None and knobs:
+            impair_down = make_impairer(random.Random(rng.random()), knobs)
+        self.impairments = dict(knobs)
+        self.impair_up, self.impair_down = impair_up, impair_down
         self.up: RelayChannel = self.relay.channel(UP, impair_up)
         self.down: RelayChannel = self.relay.channel(DOWN, impair_down)
+        self._science = science_keys(self.dictionary)
+        self.science_produced: Counter[str] = Counter()
+        self.bench.fsw.add_tm_listener(self._unit_tm)
+        self.drained_at: float | None = None
         self.bench.runner.connect(self.bench.ground, PORT, self.bench.fsw, FlightSoftware.GROUND, baud=None,
                                   impair_ab=self.up, impair_ba=self.down)
         self.contact = ContactController(self)
@@ -140,9 +216,19 @@ class MissionRun:
         self._pending: list[tuple[StepOutcome, PusTc]] = []
 
     # -- observers ---------------------------------------------------------------------------------
+    def _unit_tm(self, unit: Any, tm: Any, now: float) -> None:
+        """Every packet a payload hands the flight software: count its science (produced on board)."""
+        name = self._science.get((tm.apid, tm.service, tm.subservice))
+        if name is not None:
+            self.science_produced[name] += 1
+
     def _phase_changed(self, old: Any, new: Any, now: float) -> None:
         self.relay.set_phase(new.name)
         self.up.busy_until = self.down.busy_until = 0.0
+        link = self.bench.fsw.spacelink
+        if link is not None and self.relay.rate(DOWN) > 0:
+            # the radio's data rate goes with the phase's link (as the radio is configured for it)
+            link.link.set_downlink_rate(self.relay.rate(DOWN) * 8.0)
         self.contact.update(now)
         self.phases.append((now - self.launch, new.name))
         self.progress(f"{_lplus(now - self.launch)}  phase {old.name} -> {new.name}")
@@ -171,8 +257,30 @@ class MissionRun:
             self._settle()
             self._do(step)
         b.run_until(self.launch + self.scenario.end)
+        self._drain()
         self._settle(final=True)
         return self.report()
+
+    def _delivered(self) -> bool:
+        """Every science packet produced on board has reached the ground (what the stores still hold then
+        is only waiting for an acknowledgement, and the report shows it)."""
+        return self.bench.ground.science_received == self.science_produced
+
+    def _drain(self) -> None:
+        """After the end: run on (at most ``drain_s``) until the stores have delivered all the science."""
+        b = self.bench
+        end = b.now
+        if b.fsw.spacelink is None or self._delivered():
+            self.drained_at = end if self._delivered() else None
+            return
+        self.progress(f"{_lplus(end - self.launch)}  end of the scenario: running on until the packet stores "
+                      f"have delivered everything (at most {self.drain_s / 3600:g} h)")
+        b.run_until(end + self.drain_s, self._delivered)
+        if self._delivered():
+            self.drained_at = b.now
+            self.progress(f"{_lplus(b.now - self.launch)}  stores drained after {(b.now - end) / 60:.1f} min")
+        else:
+            self.progress(f"{_lplus(b.now - self.launch)}  stores NOT drained after {self.drain_s / 3600:g} h")
 
     def _do(self, step: Step) -> None:
         b = self.bench
@@ -202,7 +310,8 @@ class MissionRun:
                 b.run_for(5.0)  # margin after AOS for the light time
                 out.at = b.now - self.launch
         # verification windows include the round-trip light time and what is queued on the link ahead
-        link_s = 2 * self.relay.one_way_delay(b.now) + self.up.backlog(b.now) + self.down.backlog(b.now)
+        link_s = (2 * self.relay.one_way_delay(b.now) + self.up.backlog(b.now) + self.down.backlog(b.now)
+                  + self.retransmit_allowance)
         try:
             if step.kind == "schedule":
                 assert step.release is not None
@@ -278,18 +387,52 @@ class MissionRun:
                     "failed": g.counts.get("tc_failed", 0), "timed_out": g.counts.get("tc_timeout", 0),
                     "onboard_accepted": fsw.counters.tc_accepted, "onboard_rejected": fsw.counters.tc_rejected}
         down, up = self.down.stats, self.up.stats
+        sl = fsw.spacelink
         link = {
+            "mode": "space link" if sl is not None else "packet line",
             "contact_s": round(self.contact.total(now), 1),
             "contact_fraction": round(self.contact.total(now) / max(1.0, now - self.launch - self.scenario.start), 4),
             "contact_changes": self.contact.changes,
             "tm_packets_received": g.counts.get("packets", 0),
-            "tm_not_sent_no_contact": getattr(fsw.counters, "tm_unsent", 0),
+            # with the space link, what is produced out of contact is stored and sent later, not lost
+            "tm_produced_no_contact": getattr(fsw.counters, "tm_unsent", 0),
+            "tm_not_sent_no_contact": getattr(fsw.counters, "tm_unsent", 0) if sl is None else 0,
             "downlink_writes_lost": sum(v for k, v in down.items() if k.startswith("lost")),
             "downlink_lost_by_reason": {k: v for k, v in down.items() if k.startswith("lost")},
             "uplink_writes_lost": sum(v for k, v in up.items() if k.startswith("lost")),
+            "impairments": {k: list(v) if isinstance(v, tuple) else v for k, v in self.impairments.items()},
+            "impaired": {d: {k: v for k, v in imp.stats.items() if k != "bytes"}
+                         for d, imp in ((UP, self.impair_up), (DOWN, self.impair_down))
+                         if isinstance(imp, LinkImpairer)},
         }
+        units = sorted(set(self.science_produced) | set(g.science_received))
+        science = {u: {"produced": self.science_produced[u], "received": g.science_received[u]} for u in units}
+        lost = {u: v["produced"] - v["received"] for u, v in science.items() if v["produced"] != v["received"]}
+        checks = {"zero science lost": (not lost, "produced == received for every payload" if not lost
+                                        else f"produced - received: {lost}")}
+        space: dict[str, Any] = {}
+        if sl is not None:
+            onboard = sl.status()
+            twice = onboard["tcs_executed_twice"]
+            checks["zero TCs executed twice"] = (
+                twice == 0, f"{onboard['tcs_executed']} telecommands executed on board, {twice} of them twice"
+                + (f" (last: apid, seq, source = {sl.ledger.last_duplicate})" if twice else ""))
+            ground_link = g.link_status()
+            space = {
+                "drained_at": None if self.drained_at is None else _lplus(self.drained_at - self.launch),
+                "drain_s": None if self.drained_at is None else round(self.drained_at - self.launch - self.scenario.end, 1),
+                "tcs_executed_onboard": onboard["tcs_executed"], "tcs_executed_twice": twice,
+                "cop1": ground_link["cop"], "fop_state": ground_link["fop_state"], "farm_state": onboard["farm_state"],
+                "stores_at_end": onboard["stores"],
+                "stores_reported": ground_link["stores"],
+                "tc_frames_discarded_onboard": onboard["frames_discarded"],
+                "tm_frames_discarded_ground": ground_link["downlink_discarded"],
+                "tracker": ground_link["tracker"], "store_requests": ground_link["store_requests"],
+                "store_counters": {s.cfg.name: {k: v for k, v in s.counters.items() if v}
+                                   for s in sl.storage.stores.values()},
+            }
         return MissionReport(self.scenario.name, self.seed, self.scenario.start, now - self.launch, list(self.outcomes), sev,
-                             notable, payloads, deploy, commands, link, list(self.phases))
+                             notable, payloads, deploy, commands, link, list(self.phases), science, space, checks)
 
 
 def format_report(r: MissionReport) -> str:
@@ -322,11 +465,37 @@ def format_report(r: MissionReport) -> str:
     lk = r.link
     lines.append(f"link: contact {lk['contact_s'] / 3600:.1f} h ({lk['contact_fraction'] * 100:.1f}% of the mission), "
                  f"{lk['contact_changes']} contact changes, {lk['tm_packets_received']} packets received")
-    lines.append(f"      telemetry not sent for lack of contact: {lk['tm_not_sent_no_contact']} packets; "
-                 f"downlink writes lost: {lk['downlink_writes_lost']} {lk['downlink_lost_by_reason']}")
+    if r.space_link:
+        lines.append(f"      telemetry produced out of contact: {lk['tm_produced_no_contact']} packets, stored and "
+                     f"forwarded later; downlink writes lost: {lk['downlink_writes_lost']} {lk['downlink_lost_by_reason']}")
+        lines.append(f"      impairments: {lk['impairments'] or 'none'}; applied: {lk['impaired']}")
+    else:
+        lines.append(f"      telemetry not sent for lack of contact: {lk['tm_not_sent_no_contact']} packets; "
+                     f"downlink writes lost: {lk['downlink_writes_lost']} {lk['downlink_lost_by_reason']}")
+    lines.append("science packets (produced on board / received on the ground, each once):")
+    for unit, v in r.science.items():
+        lines.append(f"  {unit:<7} {v['produced']:>9} / {v['received']:<9}"
+                     + ("" if v["produced"] == v["received"] else f"  MISSING {v['produced'] - v['received']}"))
+    sl = r.space_link
+    if sl:
+        c = sl["cop1"]
+        lines.append(f"space link: {sl['tcs_executed_onboard']} telecommands executed on board, "
+                     f"{sl['tcs_executed_twice']} twice; COP-1: {c['tcs_submitted']} submitted, {c['delivered']} "
+                     f"delivered, {c['indeterminate']} indeterminate, {c['pending']} pending, "
+                     f"{c.get('fop_retransmissions', 0)} frames retransmitted, {c['recoveries']} recoveries, "
+                     f"alerts {c['alerts'] or 'none'}; FOP-1 {sl['fop_state']}, FARM-1 {sl['farm_state']}")
+        lines.append(f"      store requests: {sl['store_requests']}; tracker: {sl['tracker']}")
+        lines.append(f"      frames discarded: TC on board {sl['tc_frames_discarded_onboard']}, "
+                     f"TM on the ground {sl['tm_frames_discarded_ground'] or 'none'}")
+        lines.append("      stores at the end: " + ", ".join(
+            f"{n} {v['packets']} packets ({v['fill'] * 100:.3f}%)" for n, v in sl["stores_at_end"].items()))
+        lines.append("      drained: " + (f"at {sl['drained_at']} ({sl['drain_s'] / 60:.1f} min after the end)"
+                                          if sl["drained_at"] else "NO (science still on board)"))
     lines.append("success criteria:")
     for s in r.criteria:
         lines.append(f"  [{'PASS' if s.ok else 'FAIL'}] {s.step.criterion}: {s.detail}")
+    for name, (ok, detail) in r.checks.items():
+        lines.append(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
     failed = [s for s in r.steps if s.ok is False and not s.step.criterion]
     if failed:
         lines.append("other steps that did not go as expected:")
@@ -346,13 +515,27 @@ def add_mission_parser(subparsers: Any) -> None:
                     "a ground station in one process, the ground line carried by the relay link model. "
                     "Prints progress (phase, mission time, notable events) and the mission report; exits 1 "
                     "if a success criterion fails. For the same kind of run over real pseudo-terminals at "
-                    "a scaled real-time rate, see `ground demo`.",
+                    "a scaled real-time rate, see `ground demo`.\n\n"
+                    "By default the line carries the space link (TC frames with COP-1 up, TM frames from the "
+                    "packet stores down) with seeded impairments, and the report checks that every science "
+                    "packet produced on board reached the ground exactly once and that no telecommand ran "
+                    "twice; either failing also exits 1.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", metavar="FILE", default=None,
                    help="scenario YAML (default: the reference mission, fsw/missions/reference/scenario.yaml)")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the report")
+    p.add_argument("--packet-link", action="store_true",
+                   help="carry ASM-framed packets directly over the relay model (the old path: no TC/TM frames, "
+                        "no COP-1, no packet stores, telemetry out of contact is lost); default: the space link")
+    p.add_argument("--no-impairments", action="store_true",
+                   help="no bit errors, bursty loss or reordering on the space link (the relay's gaps, light "
+                        "time and rate caps remain); default: bit error rate 1e-5, about 1%% of frames lost in "
+                        "bursts (Gilbert-Elliott), 0.5%% reordered, seeded from the scenario seed")
+    p.add_argument("--drain", type=float, default=DEFAULT_DRAIN_S / 3600.0, metavar="HOURS",
+                   help="after the scenario ends, run on at most this long until the packet stores have "
+                        "delivered all science (default %(default)g h)")
     p.set_defaults(handler=cmd_mission)
 
 
@@ -381,7 +564,9 @@ def cmd_mission(args: Any) -> int:
         return 2
     t0 = time.monotonic()
     run = MissionRun(scenario, d, seed=args.seed,
-                     progress=None if args.quiet else (lambda line: print(line, flush=True)))
+                     progress=None if args.quiet else (lambda line: print(line, flush=True)),
+                     space_link=not args.packet_link, impairments={} if args.no_impairments else None,
+                     drain_s=max(0.0, args.drain) * 3600.0)
     report = run.run()
     wall = time.monotonic() - t0
     print(format_report(report))

@@ -3,6 +3,14 @@
 The simulated-time mission runner wires this node to the flight software's
 ground port in memory; the same decoding and verification code serves the
 real-time :class:`ground.session.GroundSession`.
+
+With ``space_link`` (True or a :class:`~ground.spacelink.GroundLinkConfig`)
+the port carries the space link instead of ASM-framed packets: telecommands
+go up through COP-1 (:meth:`SpaceLinkGround.send_tc`), the received octets
+are CADUs whose packets, de-duplicated, take the same decoding path, and the
+packet tracker's acknowledgements and retransmission requests go up by
+themselves.  :meth:`GroundNode.link_status` shows contact, FOP-1 and the
+lander's packet stores.
 """
 
 from __future__ import annotations
@@ -13,19 +21,25 @@ from typing import Any, Callable, Mapping
 from fsw.core.node import Node
 from fsw.dictionary import Dictionary
 from fsw.protocol.framing import Dropped
+from fsw.core.storage import science_keys
 from fsw.protocol.pus import PusTc, PusTm, parse_packet_nothrow
 
 from .commanding import GROUND_SOURCE_ID, SequenceCounter, build_tc, resolve_command
 from .decoding import PacketDecoder, decode_dropped
+from .fop1 import FopState
+from .spacelink import GroundLinkConfig, SpaceLinkGround, dictionary_tc_factory
 from .verification import VerificationResult, VerificationTracker
 
 PORT = "link"
+#: source id of the space link's own telecommands (store acknowledgements and retransmission requests)
+LINK_SOURCE_ID = 0x0F15
 
 
 class GroundNode(Node):
     """Ground end of a link.  ``on_record`` observers see every decoded record (archive, console ...)."""
 
-    def __init__(self, dictionary: Dictionary, name: str = "ground", source_id: int = GROUND_SOURCE_ID) -> None:
+    def __init__(self, dictionary: Dictionary, name: str = "ground", source_id: int = GROUND_SOURCE_ID,
+                 space_link: "GroundLinkConfig | bool | None" = None) -> None:
         super().__init__(name, [PORT], dictionary.max_packet)
         self.dictionary = dictionary
         self.decoder = PacketDecoder(dictionary)
@@ -40,6 +54,15 @@ class GroundNode(Node):
         self._expiry = None
         self._lander = dictionary.lander.name
         self._finished: set[int] = set()  # request ids whose outcome is counted (a TC counts once)
+        self._science = science_keys(dictionary)
+        #: science packets received per unit (each once: the space link removes duplicates)
+        self.science_received: Counter[str] = Counter()
+        self.uplink_events: Counter[str] = Counter()
+        self.link: SpaceLinkGround | None = None
+        if space_link:
+            cfg = space_link if isinstance(space_link, GroundLinkConfig) else GroundLinkConfig()
+            # acknowledgements and retransmission requests: their own source id, failures reported only
+            self.link = SpaceLinkGround(cfg, make_tc=dictionary_tc_factory(dictionary, source_id=LINK_SOURCE_ID))
 
     def on_record(self, fn: Callable[[dict], None]) -> None:
         self._observers.append(fn)
@@ -52,7 +75,7 @@ class GroundNode(Node):
         tc = build_tc(self.dictionary, cmd.name, dict(args or {}), cmd.system, self.seq.peek(cmd.apid),
                       self.source_id, confirm=confirm)
         self.seq.advance(cmd.apid)
-        self.send_packet(PORT, tc.pack())
+        self._transmit(tc.pack(), now)
         self.tracker.add_tc(tc, now, timeout if timeout is not None else cmd.timeout_s, cmd.name)
         self.counts["tc_sent"] += 1
         self._arm_expiry()
@@ -69,7 +92,7 @@ class GroundNode(Node):
         tc = PusTc(cmd.apid, cmd.service, cmd.subservice, head + bytes(app_data), seq_count=self.seq.peek(cmd.apid),
                    source_id=self.source_id)
         self.seq.advance(cmd.apid)
-        self.send_packet(PORT, tc.pack())
+        self._transmit(tc.pack(), now)
         self.tracker.add_tc(tc, now, timeout if timeout is not None else cmd.timeout_s, cmd.name)
         self.counts["tc_sent"] += 1
         self._arm_expiry()
@@ -86,6 +109,16 @@ class GroundNode(Node):
         self.counts["tc_scheduled"] += 1
         self._arm_expiry()
         return tc
+
+    def _transmit(self, packet: bytes, now: float) -> None:
+        if self.link is None:
+            self.send_packet(PORT, packet)
+            return
+        st = self.port_stats[PORT]
+        st.tx_packets += 1
+        st.tx_bytes += len(packet)
+        self.link.send_tc(packet, now)
+        self._link_output()
 
     def status(self, tc: PusTc) -> VerificationResult | None:
         return self.tracker.status(tc)
@@ -109,6 +142,80 @@ class GroundNode(Node):
                 self.counts["tc_timeout"] += 1
         self._arm_expiry()
 
+    # -- the space link ------------------------------------------------------------------------------
+    def receive(self, port: str, data: bytes, now: float) -> None:
+        link = self.link
+        if link is None:
+            return super().receive(port, data, now)
+        if port != PORT:
+            raise ValueError(f"{self.name}: no port {port!r}")
+        st = self.port_stats[port]
+        st.rx_bytes += len(data)
+        link.receive(data, now)
+        self._link_packets(now)
+
+    def line_idle(self, port: str, now: float) -> None:
+        if self.link is None:
+            return super().line_idle(port, now)
+        self.link.line_idle(now)
+        self._link_packets(now)
+
+    def _link_packets(self, now: float) -> None:
+        st = self.port_stats[PORT]
+        for _vc, packet in self.link.take_packets():  # type: ignore[union-attr]
+            st.rx_packets += 1
+            st.last_rx = now
+            self.on_packet(PORT, packet, now)
+        self._link_output()
+
+    def next_deadline(self) -> float:
+        t = self.timers.next_deadline()
+        if self.link is not None:
+            d = self.link.next_deadline()
+            if d < t:
+                t = d
+        return t
+
+    def run_due(self, now: float) -> None:
+        self.timers.run_due(now)
+        if self.link is not None:
+            self.link.run_due(now)
+            self._link_output()
+
+    def _link_output(self) -> None:
+        link = self.link
+        assert link is not None
+        for cltu in link.take_output():
+            self._out.append((PORT, cltu))
+        for e in link.take_events():
+            self.uplink_events[e.kind] += 1
+
+    def link_status(self) -> dict[str, Any]:
+        """Contact, COP-1 (FOP-1 state and counters) and the lander's packet stores as last reported."""
+        out: dict[str, Any] = {"contact": self.port_stats[PORT].up, "space_link": self.link is not None}
+        prefix = "STORE_FILL@"
+        out["stores"] = {k[len(prefix):]: {"fill_pct": v, "packets": self.value("STORE_PACKETS@" + k[len(prefix):]),
+                                           "at": t}
+                         for k, (t, v) in sorted(self.latest.items()) if k.startswith(prefix)}
+        link = self.link
+        if link is None:
+            return out
+        ls = link.stats()
+        out.update({
+            "fop_state": FopState(link.fop.state).name,
+            "cop": {"tcs_submitted": ls.get("tcs_submitted", 0), "delivered": ls.get("tcs_delivered", 0),
+                    "indeterminate": ls.get("tcs_indeterminate", 0), "pending": link.uplink_pending,
+                    "cltus": ls.get("cltus", 0), "recoveries": link.cop.recoveries,
+                    "alerts": {k[len("fop_alert_"):]: v for k, v in ls.items() if k.startswith("fop_alert_") and v},
+                    **{k: v for k, v in ls.items() if k.startswith("fop_") and not k.startswith("fop_alert_")}},
+            "downlink_discarded": {k: v for k, v in link.drops.items() if v},
+            "downlink": {k: v for k, v in ls.items() if k.startswith(("tm_", "vc"))},
+            "tracker": {k[len("tracker_"):]: v for k, v in ls.items() if k.startswith("tracker_")},
+            "store_requests": {"ack": ls.get("ack_requests", 0), "retransmit": ls.get("retransmit_requests", 0),
+                               "open_gaps": link.tracker.open_gaps()},
+        })
+        return out
+
     # -- receiving ---------------------------------------------------------------------------------
     def on_packet(self, port: str, packet: bytes, now: float) -> None:
         pkt = parse_packet_nothrow(packet)
@@ -116,6 +223,10 @@ class GroundNode(Node):
             rec = self.decoder.decode(packet, link=port, rx_time=now)
         else:
             rec = self.decoder.decode_parsed(pkt, link=port, rx_time=now)
+            if isinstance(pkt, PusTm):
+                unit = self._science.get((pkt.apid, pkt.service, pkt.subservice))
+                if unit is not None:
+                    self.science_received[unit] += 1
             if isinstance(pkt, PusTm) and pkt.service == 1:
                 upd = self.tracker.add_tm(pkt, now)
                 if upd is not None and upd.result.done and upd.result.request_id not in self._finished:
@@ -130,6 +241,9 @@ class GroundNode(Node):
             self.counts["errors"] += 1
         elif rec.get("event"):
             self.events.append(rec)
+            if self.link is not None and rec["event"] == "STORE_RANGE_NOT_HELD":
+                p = rec.get("params") or {}
+                self.link.tracker.not_held(p.get("RANGE_APID", -1), p.get("RANGE_FIRST", -1), p.get("RANGE_FOUND", 1))
             self.counts[f"event_{rec.get('severity', 'INFO')}"] += 1
         params = rec.get("params")
         if params and rec.get("packet_type") == "TM":

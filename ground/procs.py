@@ -1,4 +1,4 @@
-"""Start and stop a whole bench as separate processes: hw-sim, then the flight software.
+"""Start and stop a whole bench as separate processes: hw-sim, then the flight software (then the relay emulator).
 
 Used by ``ground demo`` and by the real pseudo-terminal integration tests.
 Every process is started in its own process group and is always stopped
@@ -28,7 +28,8 @@ class Bench:
 
     @property
     def ground_link(self) -> str:
-        return str(self.run_dir / "ground.pty")
+        """Where the ground tool connects: the relay's ground side if a relay runs, else the fsw's ground port."""
+        return str(self.run_dir / ("relay-ground.pty" if "relay" in self.procs else "ground.pty"))
 
     def log_text(self, name: str) -> str:
         p = self.logs.get(name)
@@ -89,10 +90,24 @@ def wait_for_path(path: Path, timeout: float, procs: dict[str, subprocess.Popen]
     return path.exists()
 
 
+def _not_started(bench: Bench, name: str, what: str) -> RuntimeError:
+    """The error for a bench that did not come up: names a process that died (with its log), else ``name``."""
+    dead = [(n, p.poll()) for n, p in bench.procs.items() if p.poll() is not None]
+    if dead:
+        n, code = dead[0]
+        return RuntimeError(f"{n} exited with code {code} before {name} published {what}:\n{bench.log_text(n)}")
+    return RuntimeError(f"{name} did not publish {what}:\n{bench.log_text(name)}")
+
+
 def start_bench(run_dir: str | Path | None = None, *, seed: int = 1, phase: str | None = None, rate: float = 1.0,
                 hw_args: list[str] | None = None, fsw_args: list[str] | None = None, start_time: float | None = None,
-                timeout: float = 15.0) -> Bench:
-    """hw-sim (every unit on its own pty), then the flight software with its ground port on a pty."""
+                timeout: float = 15.0, space_link: bool = False, relay: list[str] | None = None) -> Bench:
+    """hw-sim (every unit on its own pty), then the flight software with its ground port on a pty.
+
+    ``space_link``: the flight software runs ``--space-link`` (the ground must too: ``ground --space-link``).
+    ``relay``: also start ``hw-sim relay`` with these extra arguments between the fsw's ground port and a new
+    pty ``RUN_DIR/relay-ground.pty``, which then is :attr:`Bench.ground_link`.
+    """
     owns = run_dir is None
     rd = Path(tempfile.mkdtemp(prefix="lander-bench-")) if run_dir is None else Path(run_dir)
     rd.mkdir(parents=True, exist_ok=True)
@@ -105,14 +120,21 @@ def start_bench(run_dir: str | Path | None = None, *, seed: int = 1, phase: str 
         bench.procs["hw-sim"] = _spawn([sys.executable, "-m", "hw_sim", *common, "--seed", str(seed),
                                         *(hw_args or [])], bench.logs["hw-sim"])
         if not wait_for_path(rd / "pdu.pty", timeout, bench.procs):
-            raise RuntimeError(f"hw-sim did not publish its ports:\n{bench.log_text('hw-sim')}")
+            raise _not_started(bench, "hw-sim", "its ports")
         bench.logs["fsw"] = rd / "fsw.log"
-        fa = [sys.executable, "-m", "fsw", *common, *(fsw_args or [])]
+        fa = [sys.executable, "-m", "fsw", *common, *(["--space-link"] if space_link else []), *(fsw_args or [])]
         if phase:
             fa += ["--phase", phase]
         bench.procs["fsw"] = _spawn(fa, bench.logs["fsw"])
         if not wait_for_path(rd / "ground.pty", timeout, bench.procs):
-            raise RuntimeError(f"the flight software did not publish its ground port:\n{bench.log_text('fsw')}")
+            raise _not_started(bench, "fsw", "its ground port")
+        if relay is not None:
+            bench.logs["relay"] = rd / "relay.log"
+            bench.procs["relay"] = _spawn([sys.executable, "-m", "hw_sim", "relay", *common, "--lander",
+                                           str(rd / "ground.pty"), "--ground", f"pty:{rd / 'relay-ground.pty'}",
+                                           *relay], bench.logs["relay"])
+            if not wait_for_path(rd / "relay-ground.pty", timeout, bench.procs):
+                raise _not_started(bench, "relay", "its ground port")
     except BaseException:
         bench.stop()
         raise

@@ -10,6 +10,16 @@ being verified is lost to a later :meth:`packets` or :meth:`wait_for`.
 >>> with GroundSession("run/ground.pty", load_dictionary()) as s:      # doctest: +SKIP
 ...     result = s.send("FSS_SET_MODE", mode="SCIENCE")
 ...     hk = s.wait_for(lambda r: r.get("name") == "FSS_HK", timeout=5)
+
+With ``space_link=True`` the session speaks the far-side space link
+(:class:`ground.spacelink.SpaceLinkGround`, docs/spacelink.md) instead of
+ASM-framed packets: telecommands go up through COP-1 (FOP-1) as CLTUs, the
+received octets are CADUs whose packets are reassembled and de-duplicated,
+and the store-and-forward acknowledgements and retransmission requests go up
+on their own.  Everything above (decoding, verification, the backlog) is the
+same.  :meth:`close` first waits (up to ``drain_s``) until every telecommand
+of the session is delivered, so that the next session's FOP-1 starts from a
+FARM-1 that no frame of this one can still move.
 """
 
 from __future__ import annotations
@@ -41,14 +51,18 @@ class GroundSession:
     ``link`` injects an already-made link object (tests, or a caller that
     shares one); otherwise one is made from ``link_spec``.  ``clock`` must
     have ``now()`` in mission seconds; the default is a :class:`RealClock`
-    on the mission epoch.
+    on the mission epoch.  ``space_link=True`` (or a ``space_link_config``,
+    a :class:`ground.spacelink.GroundLinkConfig`) speaks the space link on
+    the link, see the module docstring; ``drain_s`` bounds the wait for
+    undelivered telecommands in :meth:`close`.
     """
 
     def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, link: Any = None,
                  clock: Any = None, name: str = "ground", source_id: int = GROUND_SOURCE_ID, pace: bool = False,
                  on_event: Callable[..., None] | None = None, idle_flush_s: float = 0.2,
                  poll_interval_s: float = 0.1, connect_timeout_s: float = 2.0, backlog: int = 10000,
-                 archive: Any = None) -> None:
+                 archive: Any = None, space_link: bool = False, space_link_config: Any = None,
+                 drain_s: float = 10.0) -> None:
         self.link_spec = link_spec
         self.dictionary = dictionary
         self.clock = clock if clock is not None else RealClock(dictionary.epoch)
@@ -64,6 +78,15 @@ class GroundSession:
         self._backlog: deque[dict] = deque(maxlen=backlog)
         self._last_rx = self.clock.now()
         self.stats = {"packets": 0, "errors": 0, "dropped_bytes": 0, "tc_sent": 0, "backlog_overflow": 0}
+        #: the ground's end of the space link (``space_link=True``), else None
+        self.space: Any = None
+        self.drain_s = drain_s
+        self._space_idle = True
+        if space_link or space_link_config is not None:
+            from .spacelink import GroundLinkConfig, SpaceLinkGround
+
+            self.space = SpaceLinkGround(space_link_config or GroundLinkConfig(), make_tc=self._link_tc,
+                                         start=self.clock.now())
         if link is None:
             from fsw.io.link import Link  # the serial adapter; imported here so pure users never need it
             link = Link(link_spec, name=name, baud=baud, pace=pace, on_event=self._on_link_event)
@@ -83,8 +106,24 @@ class GroundSession:
 
     def close(self) -> None:
         if self._opened:
+            if self.space is not None:
+                self.drain(self.drain_s)
             self._opened = False
             self.link.close()
+
+    def drain(self, timeout: float) -> bool:
+        """Space link: poll until every telecommand sent is delivered (or ``timeout`` s); True if none is left.
+
+        Nothing to wait for while no frame ever went up (FOP-1 had no CLCW yet: nothing can be in flight)."""
+        if self.space is None:
+            return True
+        end = self.clock.now() + timeout
+        while self.space.uplink_pending and self.space.counters["cltus"] and self.connected:
+            remaining = end - self.clock.now()
+            if remaining <= 0:
+                break
+            self.poll(min(remaining, self.poll_interval_s))
+        return not self.space.uplink_pending
 
     def __enter__(self) -> "GroundSession":
         return self.open()
@@ -129,21 +168,25 @@ class GroundSession:
         """
         self.open()
         t0 = self.clock.now()
+        if self.space is not None:
+            timeout = max(0.0, min(timeout, self.space.next_deadline() - t0))
         try:
             data = self.link.read(timeout)
         except OSError:
             data = b""
         now = self.clock.now()
-        if data:
+        if self.space is not None:
+            items: list = self._space_receive(data, now)
+        elif data:
             self._last_rx = now
             items = self.deframer.feed(data)
         elif self.deframer.buffered and now - self._last_rx >= self.idle_flush_s:
             items = self.deframer.flush()  # a partial frame went stale on a quiet line
         else:
             items = []
-            if timeout > 0 and now - t0 < timeout / 2 and not self.connected:
-                # a disconnected link may return at once: don't spin
-                time.sleep(min(timeout, self.poll_interval_s))
+        if not data and timeout > 0 and now - t0 < timeout / 2 and not self.connected:
+            # a disconnected link may return at once: don't spin
+            time.sleep(min(timeout, self.poll_interval_s))
         out = []
         for item in items:
             if type(item) is Dropped:
@@ -170,6 +213,44 @@ class GroundSession:
             if self.archive is not None:
                 self.archive.add_timeout(upd.result.apid, upd.result.seq_count, now)
         return out
+
+    # -- the space link -----------------------------------------------------------------------------------------
+    def _space_receive(self, data: bytes, now: float) -> list[bytes]:
+        """CADU octets in, timers run, CLTUs out; returns the new packets (de-duplicated)."""
+        sl = self.space
+        if data:
+            self._last_rx = now
+            self._space_idle = False
+            sl.receive(data, now)
+        elif not self._space_idle and now - self._last_rx >= self.idle_flush_s:
+            self._space_idle = True
+            sl.line_idle(now)           # a partial CADU went stale on a quiet line
+        if sl.next_deadline() <= now:
+            sl.run_due(now)
+        self._space_output()
+        for e in sl.take_events():
+            if e.kind == "delivered":
+                continue
+            what = f"uplink {e.kind}" + (f" {e.code}" if e.code else "") + \
+                (f" (telecommand ticket {e.fdu_id})" if e.fdu_id is not None else "")
+            self._push({"link_event": what, "link": self.link_spec})
+        return [p for _vc, p in sl.take_packets()]
+
+    def _space_output(self) -> None:
+        for cltu in self.space.take_output():
+            self.link.write(cltu)
+
+    def _link_tc(self, name: str, args: dict) -> bytes:
+        """Store-and-forward telecommands (acknowledgements, retransmission requests): failures reported only."""
+        cmd = resolve_command(self.dictionary, name)
+        tc = build_tc(self.dictionary, cmd.name, args, cmd.system, self.seq.peek(cmd.apid), self.source_id,
+                      ack_flags=0)
+        self.seq.advance(cmd.apid)
+        return tc.pack()
+
+    def space_stats(self) -> dict[str, int]:
+        """The space link's counters (empty without one)."""
+        return self.space.stats() if self.space is not None else {}
 
     def packets(self, timeout: float | None = None, include_dropped: bool = True) -> Iterator[dict]:
         """Decoded records as they arrive (backlog first), until ``timeout`` s pass (``None``: forever)."""
@@ -215,7 +296,11 @@ class GroundSession:
         if not self.wait_connected():
             raise LinkUnavailable(f"link {self.link_spec} is not connected")
         try:
-            self.link.write(frame(tc.pack()))
+            if self.space is not None:
+                self.space.send_tc(tc.pack(), self.clock.now())
+                self._space_output()
+            else:
+                self.link.write(frame(tc.pack()))
         except OSError as exc:
             raise LinkUnavailable(f"cannot write to {self.link_spec}: {exc}") from None
         self.seq.advance(cmd.apid)

@@ -12,18 +12,21 @@ simulated backend and the tests.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from fsw.core.clock import SimClock
 from fsw.core.deploy import provision
 from fsw.core.flight import FlightSoftware, build_flight_software
 from fsw.core.simrunner import SimRunner
+from fsw.core.spacelink import SpaceLinkConfig, space_link_config
 from fsw.core.state import MemoryStore, StateStore
 from fsw.dictionary import Dictionary, load_dictionary
 from fsw.protocol.pus import PusTc
 from hw_sim.assembly import Hardware, build_hardware
 
 from .node import PORT, GroundNode
+from .spacelink import GroundLinkConfig
 from .verification import VerificationResult
 
 
@@ -36,12 +39,20 @@ class SimBench:
     reference one.  ``ground_baud`` paces the ground line like a bench UART
     (``None``: instantaneous); the mission runner replaces that line with the
     relay link model.
+
+    ``space_link`` (True or a :class:`~fsw.core.spacelink.SpaceLinkConfig`)
+    puts the space link on the ground line: TC frames and COP-1 up, TM frames
+    and the packet stores down (docs/spacelink.md).  The lander's downlink
+    rate follows ``ground_baud`` unless the config sets it; ``ground_link``
+    configures the ground's end (its TM frame layout is taken from the lander's).
     """
 
     def __init__(self, dictionary: Dictionary | None = None, seed: int = 1, start: float | None = None,
                  phase: str = "PRELAUNCH", store: StateStore | None = None,
                  library: Mapping[str, Any] | None = None, ground_baud: int | None = 115200,
-                 connect_ground: bool = True, options: Mapping[str, Any] | None = None) -> None:
+                 connect_ground: bool = True, options: Mapping[str, Any] | None = None,
+                 space_link: "SpaceLinkConfig | bool | None" = None,
+                 ground_link: GroundLinkConfig | None = None) -> None:
         self.dictionary = dictionary or load_dictionary()
         if library is None:
             from fsw.io.library import onboard_library  # reading files belongs to the composition root
@@ -57,11 +68,19 @@ class SimBench:
         self.store: StateStore = store
         self.library = dict(library)
         self.fsw_options = {"initial_phase": phase, **self.library, **dict(options or {})}
+        self.link_config: SpaceLinkConfig | None = space_link_config(space_link)
+        if self.link_config is not None:
+            if space_link is True and ground_baud:
+                # 8N1: 8 of every 10 bits on the line are data
+                self.link_config = replace(self.link_config, downlink_bps=ground_baud * 0.8)
+            self.fsw_options["space_link"] = self.link_config
+            ground_link = replace(ground_link or GroundLinkConfig(), scid=self.link_config.scid,
+                                  tm=self.link_config.tm)
         self.fsw: FlightSoftware = build_flight_software(self.dictionary, self.store, self.fsw_options)
         self.runner.add(self.fsw)
         self.hardware: Hardware = build_hardware(self.dictionary, seed)
         self.hardware.connect(self.runner, self.fsw)
-        self.ground = GroundNode(self.dictionary)
+        self.ground = GroundNode(self.dictionary, space_link=ground_link if self.link_config is not None else None)
         self.runner.add(self.ground)
         if connect_ground:
             self.runner.connect(self.ground, PORT, self.fsw, FlightSoftware.GROUND, baud=ground_baud)

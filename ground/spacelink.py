@@ -77,6 +77,10 @@ class GroundLinkConfig:
     reack_s: float = 60.0
     #: APIDs whose gaps are never requested (their packets are not stored on board)
     no_request_apids: frozenset = frozenset()
+    #: 0: acknowledge every run of consecutive counts at once.  Above 0: hold back the packets behind a gap
+    #: younger than this (acknowledge only up to it), so that once the gap is filled one range covers the lot:
+    #: on a lossy link every gap would otherwise split an acknowledgement in two, doubling the uplink traffic
+    ack_hold_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.tm.scid != self.scid:
@@ -124,7 +128,8 @@ class PacketTracker:
 
     def __init__(self, gap_wait_s: float = 60.0, request_retry_s: float = 120.0, max_requests: int = 5,
                  dedup_memory: int = 200_000, no_request_apids: Iterable[int] = (), reack_s: float = 60.0,
-                 max_rate: float = 500.0) -> None:
+                 max_rate: float = 500.0, ack_hold_s: float = 0.0) -> None:
+        self.ack_hold_s = ack_hold_s
         self.reack_s = reack_s
         self.max_rate = max_rate
         self.gap_wait_s = gap_wait_s
@@ -177,6 +182,16 @@ class PacketTracker:
                 continue
             items = sorted(set(a.unacked))
             a.unacked = []
+            if self.ack_hold_s > 0:
+                young = [p for (p, _q), g in a.gaps.items()
+                         if g[2] < self.max_requests and now - g[0] < self.ack_hold_s]
+                if young:
+                    barrier = min(young)
+                    a.unacked = [it for it in items if it > barrier]
+                    items = [it for it in items if it <= barrier]
+                    self.counters["acks_held"] += len(a.unacked)
+                    if not items:
+                        continue
             for cuc, seq in items:
                 if (apid, seq, cuc) in seen:
                     seen[(apid, seq, cuc)] = now
@@ -237,13 +252,28 @@ class PacketTracker:
             for key in list(a.gaps):
                 if key not in live:
                     del a.gaps[key]   # filled
-            # forget the contiguous prefix (keep its last packet as the left neighbour of what follows)
+            # forget the contiguous prefix (keep its last packet as the left neighbour of what follows); the
+            # packets not acknowledged yet are listed apart (``unacked``), so this never loses an acknowledgement
             cut = (first_open if first_open is not None else len(order) - 1)
-            if cut > 0 and not a.unacked:
+            if cut > 0:
                 del order[:cut]
                 a.pruned = True
         self.counters["retransmit_ranges"] += len(out)
         return out
+
+    def not_held(self, apid: int, first: int, found: int) -> bool:
+        """The lander answered a request starting at ``first`` with ``found`` packets: none held means the
+        gap is packets that were never meant for the ground (e.g. a unit's reports the lander kept): settle
+        it now instead of asking again.  True if such an open gap was settled."""
+        a = self.apids.get(apid)
+        if a is None or found:
+            return False
+        for (p, _q), g in a.gaps.items():
+            if (p[1] + 1) & 0x3FFF == first and g[2] < self.max_requests:
+                g[2] = self.max_requests
+                self.counters["gaps_not_held"] += 1
+                return True
+        return False
 
     def open_gaps(self) -> int:
         return sum(1 for a in self.apids.values() for g in a.gaps.values() if g[2] < self.max_requests)
@@ -277,7 +307,7 @@ class SpaceLinkGround:
         self.deframer = CaduDeframer(cfg.tm, cfg.vcids)
         self.reassemblers = {v: VcReassembler(cfg.max_packet) for v in cfg.vcids}
         self.tracker = PacketTracker(cfg.gap_wait_s, cfg.request_retry_s, cfg.max_requests, cfg.dedup_memory,
-                                     cfg.no_request_apids, cfg.reack_s, cfg.max_packet_rate)
+                                     cfg.no_request_apids, cfg.reack_s, cfg.max_packet_rate, cfg.ack_hold_s)
         self.make_tc = make_tc
         self.store_and_forward = store_and_forward and make_tc is not None
         self._packets: deque[tuple[int, bytes]] = deque()
@@ -298,13 +328,17 @@ class SpaceLinkGround:
         they wait here, and short ones then share a frame (packet blocking).
         Delivery to FARM-1 is reported as an ``UplinkEvent("delivered", ticket)``.
         """
+        ticket = self._enqueue(packet)
+        self._pump(now)
+        return ticket
+
+    def _enqueue(self, packet: bytes) -> int:
         if len(packet) < 7:
             raise ValueError(f"not a space packet ({len(packet)} octets)")
         ticket = self._next_ticket
         self._next_ticket += 1
         self._tc_queue.append((ticket, bytes(packet)))
         self.counters["tcs_submitted"] += 1
-        self._pump(now)
         return ticket
 
     def send_bypass(self, packet: bytes, now: float) -> None:
@@ -436,12 +470,14 @@ class SpaceLinkGround:
     def _store_and_forward(self, now: float) -> None:
         assert self.make_tc is not None
         q = self._pending_requests
+        gaps = self.tracker.gaps(now)        # first: the gaps seen now may hold acknowledgements back
         q.extend(self.tracker.acks(now))
-        q.extend(self.tracker.gaps(now))
+        q.extend(gaps)
         for _ in range(min(len(q), self.cfg.max_requests_per_interval)):
             r = q.popleft()
             name = "STORE_ACK_RANGE" if r.kind == "ack" else "STORE_RETRANSMIT_RANGE"
-            self.send_tc(self.make_tc(name, r.args()), now)
+            # queued together, so that they share TC frames (blocking) instead of taking one each
+            self._enqueue(self.make_tc(name, r.args()))
             self.counters[f"{r.kind}_requests"] += 1
 
     def stats(self) -> dict[str, int]:

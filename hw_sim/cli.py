@@ -13,7 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from fsw.io.cliutil import add_run_options, dictionary_or_none, parse_pairs, run_until_signalled
+from fsw.io.cliutil import (
+    add_run_options, dictionary_or_none, link_event_printer, parse_pairs, run_until_signalled,
+)
 
 EPILOG = """\
 unit specs (NAME=SPEC, repeatable; NAME is a unit name from the dictionary, e.g. FSS, PDU, ALPINE):
@@ -24,6 +26,8 @@ unit specs (NAME=SPEC, repeatable; NAME is a unit name from the dictionary, e.g.
 faults (repeatable): --fault FSS=silent   the unit stops answering
                      --fault LISTER=babble  the unit sends garbage between its packets
                      --fault PDU=overcurrent:FSS  the FSS channel draws beyond its limit
+
+the far-side relay link emulator is a separate process:  hw-sim relay --help
 
 examples:
   hw-sim                          # every unit on ptys in ./run, paced at each unit's baud
@@ -48,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["relay"]:
+        from .relay import main as relay_main
+
+        return relay_main(argv[1:])
     args = build_parser().parse_args(argv)
     dictionary = dictionary_or_none("hw-sim", args.dictionary)
     if dictionary is None:
@@ -97,12 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = RealClock(dictionary.epoch, start=args.start_time, rate=args.rate)
     runner = RealTimeRunner(clock)
 
-    def report(name: str):
-        def on_event(kind: str, detail: str) -> None:
-            if not args.quiet:
-                print(f"hw-sim: {name}: {kind} {detail}", file=sys.stderr, flush=True)
-        return on_event
-
+    report = link_event_printer("hw-sim: ", args.quiet)
     for name in names:
         unit = hw.units[name]
         system = dictionary.system(name)

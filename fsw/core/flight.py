@@ -42,6 +42,7 @@ from .power import PowerController
 from .pusgen import TmSource, Verifier
 from .schedule import ScheduleService
 from .sequences import Sequencer
+from .spacelink import install_space_link, space_link_config
 from .state import MemoryStore, StateStore, load_record, save_record
 from .timers import Periodic
 
@@ -168,6 +169,9 @@ class FlightSoftware(Node):
         super().__init__("fsw", [self.GROUND] + [u.port for u in self.units], dictionary.max_packet)
         self.store: StateStore = store if store is not None else MemoryStore()
         self.tm = TmSource(dictionary, self.lander.apid)
+        # time reports to the units count apart: the ground sees the lander's packets without holes, so the
+        # space link's ground can tell a lost packet from one that was never meant for it
+        self._tone_tm = TmSource(dictionary, self.lander.apid)
         self.verifier = Verifier(self.tm)
         self.counters = Counters()
         self.hk = Housekeeping(self)
@@ -183,6 +187,8 @@ class FlightSoftware(Node):
         self._link_listeners: list[Callable[[str, bool, float], None]] = []
         self._start_hooks: list[Callable[[float], None]] = []
         self._unit_by_port = {u.port: u for u in self.units}
+        #: the space link on the ground port (SpaceLinkService), or None for ASM packet framing
+        self.ground_link: Any = None
         self._unit_by_apid = {u.apid: u for u in self.units}
         self._drop_seen: dict[str, tuple[int, int]] = {p: (0, 0) for p in self.ports}
         self.port_index = dictionary.enums["PORT"].values
@@ -240,6 +246,58 @@ class FlightSoftware(Node):
         for hook in self._start_hooks:
             hook(now)
         self.emit("BOOT", now, BOOT_RESTARTS=min(self.restarts, 0xFFFF))
+
+    def stop(self, now: float) -> None:
+        """An orderly shutdown: the space link makes its packet stores durable."""
+        if self.ground_link is not None:
+            self.ground_link.stop(now)
+
+    # -- the ground port through the space link (when ground_link is set) -----------
+    def receive(self, port: str, data: bytes, now: float) -> None:
+        gl = self.ground_link
+        if gl is None or port != self.GROUND:
+            return super().receive(port, data, now)
+        st = self.port_stats[port]
+        st.rx_bytes += len(data)
+        st.last_rx = now
+        gl.receive(data, now)
+        self._ground_link_output()
+
+    def line_idle(self, port: str, now: float) -> None:
+        gl = self.ground_link
+        if gl is None or port != self.GROUND:
+            return super().line_idle(port, now)
+        gl.line_idle(now)
+        self._ground_link_output()
+
+    def send_packet(self, port: str, packet: bytes) -> None:
+        gl = self.ground_link
+        if gl is None or port != self.GROUND:
+            return super().send_packet(port, packet)
+        st = self.port_stats[port]
+        st.tx_packets += 1
+        st.tx_bytes += len(packet)
+        gl.send(packet)
+
+    def next_deadline(self) -> float:
+        t = self.timers.next_deadline()
+        gl = self.ground_link
+        if gl is not None:
+            d = gl.next_deadline()
+            if d < t:
+                t = d
+        return t
+
+    def run_due(self, now: float) -> None:
+        self.timers.run_due(now)
+        gl = self.ground_link
+        if gl is not None:
+            gl.run_due(now)
+            self._ground_link_output()
+
+    def _ground_link_output(self) -> None:
+        for cadu in self.ground_link.take_output():
+            self._out.append((self.GROUND, cadu))
 
     # -- output helpers ----------------------------------------------------------
     def send_tm(self, packet: bytes) -> None:
@@ -366,6 +424,9 @@ class FlightSoftware(Node):
     def link_changed(self, port: str, up: bool, now: float) -> None:
         was = self.port_stats[port].up
         super().link_changed(port, up, now)
+        if port == self.GROUND and self.ground_link is not None:
+            self.ground_link.set_rf(up, now)  # the radio's lock follows the port's link state
+            self._ground_link_output()
         if up != was:
             if port in self.port_index:
                 self.emit("LINK_UP" if up else "LINK_DOWN", now, EVT_PORT=self.port_index[port.upper()])
@@ -381,7 +442,7 @@ class FlightSoftware(Node):
             if u.kind == "payload" and self._listening(u):
                 if data is None:
                     data = self.dictionary.encode_tm(self._time_report, {"RATE_EXP": 0, "TONE_TIME": now})
-                self.send_to_unit(u, self.tm.make(9, 2, data, now))
+                self.send_to_unit(u, self._tone_tm.make(9, 2, data, now))
         self.payload_power_changed(now)
 
     def payload_power_changed(self, now: float) -> None:
@@ -546,5 +607,8 @@ def build_flight_software(dictionary: Dictionary, store: StateStore | None = Non
     fsw.sequencer = Sequencer(fsw, fsw.schedule, opts.get("sequences", ()))  # texts of the onboard library
     fsw.planner = ActivityPlanner(fsw, fsw.schedule, opts.get("planning"))  # text of planning.yaml
     fsw.deploy = DeployManager(fsw, opts.get("deploy"))  # relay-satellite release (docs/deploy.md)
+    link_cfg = space_link_config(opts.get("space_link"))
+    # the space link on the ground port: TC frames + FARM-1 up, TM frames + packet stores down (docs/spacelink.md)
+    fsw.spacelink = install_space_link(fsw, link_cfg) if link_cfg is not None else None
     return fsw
 

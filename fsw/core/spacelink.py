@@ -33,6 +33,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.pus import PusTc, parse_packet_nothrow
 from ..protocol.tcframe import (
     CltuDecoder, CltuFrameBytes, SegmentReassembler, TcDropReason, parse_tc_frame, split_packets,
 )
@@ -43,7 +44,7 @@ from ..protocol.tmframe import (
 )
 from .farm1 import Farm1, FarmEvent, FarmState
 from .state import StateStore, load_record, save_record
-from .storage import StorageManager
+from .storage import StorageManager, default_stores, dictionary_router, science_keys
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class SpaceLinkConfig:
     #: on loss of RF, packets sent this long before are sent again
     rf_guard_s: float = 10.0
     max_packet: int = 65542
+    #: packet stores: a packet the ground has not acknowledged this long after it went out is sent again
+    ack_timeout_s: float = 300.0
+    #: packet stores: what was stored is made durable at most this long after (a crash loses the rest)
+    flush_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.downlink_bps > 0:
@@ -77,6 +82,8 @@ class SpaceLinkConfig:
             raise ValueError("clcw_interval_s must be positive")
         if self.tm.scid != self.scid:
             raise ValueError(f"TM spacecraft id {self.tm.scid} differs from the link's {self.scid}")
+        if not (self.ack_timeout_s > 0 and self.flush_interval_s > 0):
+            raise ValueError("ack_timeout_s and flush_interval_s must be positive")
 
 
 class SpaceLinkOnboard:
@@ -379,18 +386,64 @@ class SpaceLinkOnboard:
 
 
 # ---------------------------------------------------------------------------------------------
-# Glue for the flight software (the lead wires it in; nothing here is called by flight.py yet)
+# The flight software's ground port through the space link
 # ---------------------------------------------------------------------------------------------
-class SpaceLinkService:
-    """PUS-15 and link commands, STORAGE_HK / LINK_COP_HK and link events, on a FlightSoftware.
+class TcLedger:
+    """Every telecommand the link handed to the flight software, to show that none ran twice.
 
-    Uses only the plug-in API (``register_command``, ``hk.register``,
-    ``on_start``, ``emit``) and the commands, packets and events of
-    ``lander_link.yaml``.  The ground port itself is the integrator's: bytes
-    from it go to :meth:`SpaceLinkOnboard.receive` and the packets of
-    :meth:`SpaceLinkOnboard.take_tcs` to ``fsw.handle_tc``; every packet for
-    the ground goes to :meth:`downlink`; :meth:`pump_events` turns the link's
-    events into PUS-5 events.
+    A telecommand is identified by its APID, source id, sequence count and
+    its octets.  A sender never reuses a sequence count within 16384
+    telecommands of one (APID, source) stream, so the same telecommand seen
+    again among the last ``memory`` of its stream was executed twice.  What
+    lies further back is forgotten: only a delivery that old could repeat
+    legitimately, after the count wrapped.
+    """
+
+    def __init__(self, memory: int = 16384) -> None:
+        if memory < 1:
+            raise ValueError("memory must be at least 1")
+        self.memory = memory
+        self.executed = 0
+        self.duplicates = 0
+        self.last_duplicate: tuple[int, int, int] | None = None
+        self._streams: dict[tuple[int, int], tuple[deque, set]] = {}
+
+    def add(self, tc: PusTc, raw: bytes) -> bool:
+        """Record one execution; False if this very telecommand was executed before."""
+        self.executed += 1
+        stream = self._streams.get((tc.apid, tc.source_id))
+        if stream is None:
+            stream = self._streams[(tc.apid, tc.source_id)] = (deque(), set())
+        order, seen = stream
+        key = (tc.seq_count, bytes(raw))
+        if key in seen:
+            self.duplicates += 1
+            self.last_duplicate = (tc.apid, tc.seq_count, tc.source_id)
+            return False
+        seen.add(key)
+        order.append(key)
+        if len(order) > self.memory:
+            seen.discard(order.popleft())
+        return True
+
+
+class SpaceLinkService:
+    """The space link on a FlightSoftware's ground port, plus its PUS-15 and link commands, HK and events.
+
+    Registers the commands, packets and events of ``lander_link.yaml`` through
+    the plug-in API (``register_command``, ``hk.register``, ``on_start``,
+    ``emit``).  The flight software hands its ground port to this object
+    (``FlightSoftware.ground_link``, set by :func:`install_space_link`):
+
+    * bytes from the port go to :meth:`receive`: CLTU decoder, FARM-1, then
+      each telecommand to ``fsw.handle_tc`` (and into :attr:`ledger`);
+    * every packet for the ground goes to :meth:`downlink` (science to the
+      stores only, everything else live too);
+    * :meth:`next_deadline`, :meth:`run_due` and :meth:`take_output` (CADUs)
+      join the node's own; :meth:`set_rf` follows the port's link state;
+      :meth:`stop` makes the stores durable.
+
+    After each of those the link's events become PUS-5 events.
     """
 
     COMMANDS = ("STORE_ENABLE", "STORE_DISABLE", "STORE_RETRIEVE_TIME", "STORE_DELETE_UP_TO", "STORE_REPORT",
@@ -405,6 +458,10 @@ class SpaceLinkService:
         self.storage = link.storage
         self.d = fsw.dictionary
         self.store_ids = dict(fsw.lander.enums["STORE"].values)
+        self._science = frozenset(science_keys(self.d))
+        self.ledger = TcLedger()
+        self.counters: Counter[str] = Counter()
+        self.now = 0.0
         for name in self.COMMANDS:
             fsw.register_command(name, getattr(self, "_cmd_" + name.lower()))
         fsw.hk.register("STORAGE_HK", lambda now: self.storage.hk_rows())
@@ -413,6 +470,7 @@ class SpaceLinkService:
         fsw.on_start(self._start)
 
     def _start(self, now: float) -> None:
+        self.now = now
         self.link.start(now)
         self.pump_events(now)
 
@@ -422,14 +480,75 @@ class SpaceLinkService:
 
     def realtime(self, packet: bytes) -> bool:
         """Science goes to the stores only; everything else also goes out live."""
-        if len(packet) < 19 or not (packet[0] >> 3) & 1:
+        if len(packet) < 9 or not (packet[0] >> 3) & 1:
             return True
-        apid = ((packet[0] << 8) | packet[1]) & 0x7FF
-        pkt = self.d.packet_by_key(apid, packet[7], packet[8], packet[19:-2])
-        return pkt is None or pkt.category != "science"
+        return (((packet[0] << 8) | packet[1]) & 0x7FF, packet[7], packet[8]) not in self._science
 
     def downlink(self, packet: bytes, now: float) -> None:
         self.link.send_packet(packet, now, realtime=self.realtime(packet))
+
+    # -- the ground port -------------------------------------------------------------------------
+    def receive(self, data: bytes, now: float) -> None:
+        """Octets from the ground port (CLTUs).  Never raises for any content."""
+        self.now = now
+        self.link.receive(data, now)
+        self._deliver(now)
+
+    def line_idle(self, now: float) -> None:
+        self.now = now
+        self.link.line_idle(now)
+        self._deliver(now)
+
+    def _deliver(self, now: float) -> None:
+        fsw = self.fsw
+        for raw in self.link.take_tcs():
+            tc = parse_packet_nothrow(raw)
+            if not isinstance(tc, PusTc):
+                self.counters["not_telecommands"] += 1
+                fsw.port_stats[fsw.GROUND].rejected += 1
+                continue
+            fsw.port_stats[fsw.GROUND].rx_packets += 1
+            if not self.ledger.add(tc, raw):
+                self.counters["executed_twice"] += 1
+            fsw.handle_tc(tc, now)
+        self.pump_events(now)
+
+    def send(self, packet: bytes) -> None:
+        """A packet for the ground from the flight software (at the time of the last call in)."""
+        if not self.link.rf:
+            self.counters["stored_without_rf"] += 1
+        self.downlink(packet, self.now)
+
+    def next_deadline(self) -> float:
+        return self.link.next_deadline()
+
+    def run_due(self, now: float) -> None:
+        self.now = now
+        self.link.run_due(now)
+        self.pump_events(now)
+
+    def take_output(self) -> list[bytes]:
+        return self.link.take_output()
+
+    def set_rf(self, available: bool, now: float) -> None:
+        self.now = now
+        self.link.set_rf(available, now)
+        self.pump_events(now)
+
+    def stop(self, now: float) -> None:
+        self.link.stop(now)
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for reports and tests (not telemetry: that is LINK_COP_HK and STORAGE_HK)."""
+        f = self.link.farm
+        return {"rf": self.link.rf, "farm_state": f.state.name, "farm_vr": f.vr,
+                "tcs_executed": self.ledger.executed, "tcs_executed_twice": self.ledger.duplicates,
+                "frames_discarded": {**{k: v for k, v in f.discarded.items() if v},
+                                     **{f"frame_{k}": v for k, v in self.link.frame_errors.items() if v},
+                                     "cltu_dropped_bytes": self.link.cltu.dropped_bytes},
+                "stores": {s.cfg.name: {"fill": round(s.fill(), 6), "packets": len(s.entries)}
+                           for s in self.storage.stores.values()},
+                **dict(self.counters), **{f"link_{k}": v for k, v in self.link.counters.items()}}
 
     # -- commands --------------------------------------------------------------------------------
     def _store(self, label: str) -> int:
@@ -494,3 +613,26 @@ class SpaceLinkService:
             self.link.set_farm_window(args["width"])
         except ValueError:
             raise CommandFailure("ARG_OUT_OF_RANGE", args["width"], stage="accept") from None
+
+
+def space_link_config(option: Any) -> SpaceLinkConfig | None:
+    """The ``space_link`` option of ``build_flight_software``: falsy, True, a SpaceLinkConfig or a mapping."""
+    if not option:
+        return None
+    if option is True:
+        return SpaceLinkConfig()
+    if isinstance(option, SpaceLinkConfig):
+        return option
+    if isinstance(option, dict):
+        return SpaceLinkConfig(**option)
+    raise ValueError(f"space_link must be True, a SpaceLinkConfig or a mapping, not {type(option).__name__}")
+
+
+def install_space_link(fsw: Any, config: SpaceLinkConfig) -> SpaceLinkService:
+    """Put the space link (packet stores, FARM-1, TM frames) on the flight software's ground port."""
+    stores = default_stores(fsw.dictionary)
+    storage = StorageManager(stores, fsw.store, router=dictionary_router(fsw.dictionary, stores),
+                             ack_timeout_s=config.ack_timeout_s, flush_interval_s=config.flush_interval_s)
+    service = SpaceLinkService(fsw, SpaceLinkOnboard(config, storage, fsw.store))
+    fsw.ground_link = service
+    return service

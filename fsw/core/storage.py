@@ -530,8 +530,12 @@ class StorageManager:
         t = math.inf
         if self.state is not None and self._since_flush:
             t = self._last_flush + self.flush_interval_s
+        timeout = self.ack_timeout_s
         for s in self._order:
-            t = min(t, s.next_expiry(self.ack_timeout_s))
+            if s.sent_fifo:   # (asked at every step of a runner: skip the stores with nothing in flight)
+                e = s.next_expiry(timeout)
+                if e < t:
+                    t = e
         return t
 
     def run_due(self, now: float) -> None:
@@ -570,7 +574,10 @@ class StorageManager:
         return sid, ssn
 
     def has_playback(self) -> bool:
-        return any(s.has_playback() for s in self._order)
+        for s in self._order:   # asked at every step of a runner: skip the stores with empty queues first
+            if (s.retx or s.fresh) and s.has_playback():
+                return True
+        return False
 
     def next_playback(self, now: float) -> bytes | None:
         """The next packet to play back (highest-priority store first), marked sent; None if nothing."""
@@ -723,19 +730,20 @@ def default_stores(dictionary: Any) -> list[StoreConfig]:
     return out
 
 
+def science_keys(dictionary: Any) -> dict[tuple[int, int, int], str]:
+    """(APID, service, subtype) of every ``category: science`` packet -> the name of its unit."""
+    return {(sys.apid, p.service, p.subservice): sys.name
+            for sys in dictionary.systems for p in sys.telemetry if p.category == "science"}
+
+
 def dictionary_router(dictionary: Any, stores: Iterable[StoreConfig]) -> Router:
     """Science packets of a payload go to ``<UNIT>_SCI``; the rest to ``HK_EVENTS``; unknown APIDs to ``OTHER``."""
     by_name = {c.name: c.store_id for c in stores}
     hk = by_name.get("HK_EVENTS")
     other = by_name.get("OTHER", hk)
-    science: dict[tuple[int, int, int], int] = {}
-    apids = set()
-    for sys in dictionary.systems:
-        apids.add(sys.apid)
-        sid = by_name.get(f"{sys.name}_SCI")
-        for p in sys.telemetry:
-            if p.category == "science" and sid is not None:
-                science[(sys.apid, p.service, p.subservice)] = sid
+    apids = {sys.apid for sys in dictionary.systems}
+    science = {key: by_name[f"{unit}_SCI"] for key, unit in science_keys(dictionary).items()
+               if f"{unit}_SCI" in by_name}
 
     def route(apid: int, svc: int | None, sub: int | None) -> int | None:
         if svc is not None and sub is not None:

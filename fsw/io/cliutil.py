@@ -40,8 +40,20 @@ def add_run_options(p: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
 
 
-def run_until_signalled(runner: Any, duration: float | None) -> None:
-    """Run a RealTimeRunner until ``duration`` passes or SIGTERM/SIGINT arrives; always close its links."""
+def link_event_printer(prefix: str, quiet: bool = False) -> Any:
+    """``printer(name)`` -> an ``on_event(kind, detail)`` for a Link that prints ``PREFIX NAME: KIND DETAIL``
+    on stderr (nothing when ``quiet``)."""
+    def printer(name: str) -> Any:
+        def on_event(kind: str, detail: str) -> None:
+            if not quiet:
+                print(f"{prefix}{name}: {kind} {detail}", file=sys.stderr, flush=True)
+        return on_event
+    return printer
+
+
+def run_until_signalled(runner: Any, duration: float | None, until: Any = None) -> None:
+    """Run a RealTimeRunner until ``duration`` passes, SIGTERM/SIGINT arrives or ``until()`` is true (called on
+    the runner's thread at least every 50 ms); always close its links."""
     import signal
     import threading
 
@@ -52,6 +64,6 @@ def run_until_signalled(runner: Any, duration: float | None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        runner.run(duration=duration, stop=stop)
+        runner.run(duration=duration, stop=stop, until=until)
     finally:
         runner.close()

@@ -28,8 +28,11 @@ from typing import Callable
 
 __all__ = ["FileStore", "KEY_RE"]
 
-#: keys become file names: letters, digits, ``_ . -``, not starting with a dot
-KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+#: keys become file names: letters, digits, ``_ . -``, not starting with a dot; ``/`` separates the parts of
+#: a namespaced key (``pus15/3/r12``) and is written as ``~`` in the file name
+KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
+KEY_MAX = 128
+SEP_IN_FILE_NAME = "~"
 TMP_SUFFIX = ".tmp"
 RECORD_SUFFIX = ".rec"
 
@@ -56,12 +59,14 @@ class FileStore:
                 pass
 
     def path(self, key: str) -> Path:
-        if not isinstance(key, str) or not KEY_RE.match(key) or ".." in key:
-            raise ValueError(f"state key {key!r} must match {KEY_RE.pattern} (it becomes a file name)")
-        return self.directory / (key + RECORD_SUFFIX)
+        if not isinstance(key, str) or len(key) > KEY_MAX or not KEY_RE.match(key) or ".." in key:
+            raise ValueError(f"state key {key!r} must match {KEY_RE.pattern} and have at most {KEY_MAX} "
+                             "characters (it becomes a file name)")
+        return self.directory / (key.replace("/", SEP_IN_FILE_NAME) + RECORD_SUFFIX)
 
     def keys(self) -> list[str]:
-        return sorted(p.name[:-len(RECORD_SUFFIX)] for p in self.directory.glob("*" + RECORD_SUFFIX))
+        return sorted(p.name[:-len(RECORD_SUFFIX)].replace(SEP_IN_FILE_NAME, "/")
+                      for p in self.directory.glob("*" + RECORD_SUFFIX))
 
     def load(self, key: str) -> bytes | None:
         """The bytes last saved under ``key``, or ``None`` if there are none (or they cannot be read)."""

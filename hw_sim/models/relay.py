@@ -189,6 +189,8 @@ class RelayLinkModel:
         self.relays = relays or RelayGeometry()
         self.light = light or LightTime()
         self.phase = ""
+        #: (phase, t, next change after t): a channel asks at every write
+        self._next_change: tuple[str, float, float] | None = None
         self.set_phase(phase)
 
     def set_phase(self, phase: str) -> None:
@@ -227,16 +229,22 @@ class RelayLinkModel:
 
     def next_change(self, t: float) -> float:
         """The next acquisition or loss of signal after ``t`` (``inf`` if the contact never changes)."""
+        cached = self._next_change
+        if cached is not None and cached[0] == self.phase and cached[1] <= t < cached[2]:
+            return cached[2]   # no change between the cached instant and that change: it is next for t too
         kind = self.plan.kind
         if kind in (NO_CONTACT, UMBILICAL, DTE):
             return math.inf
-        ws = self.windows(t, t + self._horizon())
-        for a, b in ws:
+        nxt = math.inf
+        for a, b in self.windows(t, t + self._horizon()):
             if a > t:
-                return a
+                nxt = a
+                break
             if b > t and b < t + self._horizon():
-                return b
-        return math.inf
+                nxt = b
+                break
+        self._next_change = (self.phase, t, nxt)
+        return nxt
 
     def one_way_delay(self, t: float) -> float:
         p = self.plan

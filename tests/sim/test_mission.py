@@ -38,14 +38,17 @@ def test_short_mission_meets_its_criteria_reports_and_repeats_byte_for_byte() ->
     assert r.success, text
     assert [c.ok for c in r.criteria] == [True] * 4
     assert any("phase LAUNCH -> CRUISE" in line for line in lines)
-    # no link during launch: telemetry produced then is counted, not silently lost
-    assert r.link["tm_not_sent_no_contact"] > 0
+    # no link during launch: telemetry produced then is stored and forwarded (the space link), not lost
+    assert r.link["tm_produced_no_contact"] > 0 and r.link["tm_not_sent_no_contact"] == 0
+    assert r.checks["zero TCs executed twice"][0] and r.checks["zero science lost"][0]
     span = r.end - r.start
     assert abs(r.link["contact_fraction"] - (span - 3600.0) / span) < 0.01  # no link for the launch hour
     fss = r.payloads["FSS"]
     assert fss["PL_ENERGY"] > 0 and fss["PL_BYTES"] > 0
     # only the entry into LAUNCH goes unverified: the link drops in the same instant
-    assert r.commands["sent"] >= 6 and r.commands["timed_out"] == 1 and r.commands["failed"] == 1
+    # (a report lost on the 2 kbps cruise downlink comes again only after the ground asks for the gap, so a
+    # time-tagged command's verification may arrive after its window: the space link's impairments)
+    assert r.commands["sent"] >= 6 and 1 <= r.commands["timed_out"] <= 2 and r.commands["failed"] == 1
     assert "RESULT: SUCCESS" in text
     # determinism: the same seed gives the same report and the same progress log
     again, lines_again = _run()

@@ -43,13 +43,26 @@ def test_round_trip_and_missing(tmp_path: Path) -> None:
     assert FileStore(tmp_path / "state").load("deploy_alpine") == b"new"
 
 
-@pytest.mark.parametrize("key", ["", ".hidden", "../escape", "a/b", "a\\b", "a" * 200, "x..y", "nul\x00", 7])
+@pytest.mark.parametrize("key", ["", ".hidden", "../escape", "a/../b", "/a", "a/", "a//b", "a/.b", "a~b",
+                                 "a\\b", "a" * 200, "x..y", "nul\x00", 7])
 def test_keys_that_are_not_safe_file_names_are_refused(tmp_path: Path, key) -> None:
     s = FileStore(tmp_path)
     with pytest.raises(ValueError):
         s.save(key, b"x")
     with pytest.raises(ValueError):
         s.load(key)
+
+
+def test_namespaced_keys_are_stored_flat_and_listed_back(tmp_path: Path) -> None:
+    """The packet stores keep their records as ``pus15/<store>/r<n>``: one flat file each, listed by key."""
+    s = FileStore(tmp_path)
+    s.save("pus15/3/r12", b"a")
+    s.save("pus15/3/m", b"b")
+    s.save("pus153/m", b"c")
+    assert {p.name for p in tmp_path.iterdir()} == {"pus15~3~m.rec", "pus15~3~r12.rec", "pus153~m.rec"}
+    again = FileStore(tmp_path)
+    assert again.keys() == ["pus15/3/m", "pus15/3/r12", "pus153/m"]
+    assert (again.load("pus15/3/r12"), again.load("pus15/3/m"), again.load("pus15/3/x")) == (b"a", b"b", None)
 
 
 def test_save_follows_the_protocol_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
