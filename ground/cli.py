@@ -18,6 +18,7 @@ import difflib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,6 +26,7 @@ from fsw.dictionary import ArgumentError, Dictionary, DictionaryError, load_dict
 
 from .commanding import HazardousCommandError, build_tc, confirm_target, parse_cli_args, resolve_command
 from .decoding import detect_format, iter_file_records
+from .spacelink import format_link_status
 from .verification import VerificationResult, VerificationUpdate
 
 DEFAULT_LINK = "run/ground.pty"
@@ -401,6 +403,10 @@ def add_monitor_parser(subparsers: Any) -> None:
                    help="stop after S seconds (default: run until Ctrl-C)")
     p.add_argument("--count", metavar="N", type=positive(int), default=None,
                    help="stop after N packets")
+    p.add_argument("--link-status", metavar="S", type=float, default=10.0,
+                   help="with --space-link: every S seconds (and at the end) also show the link state: contact, "
+                        "FOP-1 state, COP-1 counters, discarded frames, open gaps and the lander's store fill "
+                        "levels (a 'link_status' object with --json); 0: never (default: 10)")
     p.set_defaults(handler=cmd_monitor)
 
 
@@ -410,16 +416,28 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     link = args.link or default_link()
     session = make_session(args, d)
     count = 0
+    every = args.link_status if getattr(session, "space", None) is not None and args.link_status > 0 else None
+
+    def status() -> None:
+        st = session.link_status()
+        out(to_json({"link_status": st}) if args.json else format_link_status(st))
+
     try:
         with session:
             if not session.connected:
                 print(f"ground: waiting for the link {link}", file=sys.stderr, flush=True)
+            next_status = time.monotonic() + every if every else None
             for rec in session.packets(timeout=args.duration):
                 out(to_json(rec) if args.json else fmt(rec))
+                if next_status is not None and time.monotonic() >= next_status:
+                    status()
+                    next_status = time.monotonic() + every
                 if "apid" in rec:
                     count += 1
                     if args.count is not None and count >= args.count:
                         break
+            if every:
+                status()
     except KeyboardInterrupt:
         pass
     return EXIT_OK

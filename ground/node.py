@@ -26,8 +26,7 @@ from fsw.protocol.pus import PusTc, PusTm, parse_packet_nothrow
 
 from .commanding import GROUND_SOURCE_ID, SequenceCounter, build_tc, resolve_command
 from .decoding import PacketDecoder, decode_dropped
-from .fop1 import FopState
-from .spacelink import GroundLinkConfig, SpaceLinkGround, dictionary_tc_factory
+from .spacelink import GroundLinkConfig, SpaceLinkGround, cop_status, dictionary_tc_factory
 from .verification import VerificationResult, VerificationTracker
 
 PORT = "link"
@@ -200,20 +199,7 @@ class GroundNode(Node):
         link = self.link
         if link is None:
             return out
-        ls = link.stats()
-        out.update({
-            "fop_state": FopState(link.fop.state).name,
-            "cop": {"tcs_submitted": ls.get("tcs_submitted", 0), "delivered": ls.get("tcs_delivered", 0),
-                    "indeterminate": ls.get("tcs_indeterminate", 0), "pending": link.uplink_pending,
-                    "cltus": ls.get("cltus", 0), "recoveries": link.cop.recoveries,
-                    "alerts": {k[len("fop_alert_"):]: v for k, v in ls.items() if k.startswith("fop_alert_") and v},
-                    **{k: v for k, v in ls.items() if k.startswith("fop_") and not k.startswith("fop_alert_")}},
-            "downlink_discarded": {k: v for k, v in link.drops.items() if v},
-            "downlink": {k: v for k, v in ls.items() if k.startswith(("tm_", "vc"))},
-            "tracker": {k[len("tracker_"):]: v for k, v in ls.items() if k.startswith("tracker_")},
-            "store_requests": {"ack": ls.get("ack_requests", 0), "retransmit": ls.get("retransmit_requests", 0),
-                               "open_gaps": link.tracker.open_gaps()},
-        })
+        out.update(cop_status(link))
         return out
 
     # -- receiving ---------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class GroundSession:
         self.connect_timeout_s = connect_timeout_s
         self._user_on_event = on_event
         self._backlog: deque[dict] = deque(maxlen=backlog)
+        self._stores: dict[str, dict] = {}   # the lander's packet stores, from its STORAGE_HK reports
         self._last_rx = self.clock.now()
         self.stats = {"packets": 0, "errors": 0, "dropped_bytes": 0, "tc_sent": 0, "backlog_overflow": 0}
         #: the ground's end of the space link (``space_link=True``), else None
@@ -156,6 +157,12 @@ class GroundSession:
 
     # -- receiving ------------------------------------------------------------------------------------------
     def _push(self, rec: dict) -> None:
+        if rec.get("name") == "STORAGE_HK":
+            params = rec.get("params") or {}
+            store = params.get("STORE_ID")
+            if store is not None:
+                self._stores[str(store)] = {"fill_pct": params.get("STORE_FILL"),
+                                            "packets": params.get("STORE_PACKETS"), "at": rec.get("time")}
         if len(self._backlog) == self._backlog.maxlen:
             self.stats["backlog_overflow"] += 1
         self._backlog.append(rec)
@@ -247,6 +254,16 @@ class GroundSession:
                       ack_flags=0)
         self.seq.advance(cmd.apid)
         return tc.pack()
+
+    def link_status(self) -> dict[str, Any]:
+        """Contact, COP-1 (FOP-1 state and counters) and the lander's packet stores as last reported."""
+        out: dict[str, Any] = {"contact": self.connected, "space_link": self.space is not None,
+                               "stores": dict(sorted(self._stores.items()))}
+        if self.space is not None:
+            from .spacelink import cop_status
+
+            out.update(cop_status(self.space))
+        return out
 
     def space_stats(self) -> dict[str, int]:
         """The space link's counters (empty without one)."""

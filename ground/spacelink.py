@@ -38,7 +38,7 @@ from fsw.protocol.tmframe import (
     DEFAULT_SCID, VC_IDLE, VC_PLAYBACK, VC_REALTIME, CaduDeframer, TmFrame, TmFrameConfig, VcReassembler,
 )
 
-from .fop1 import CopUplink, Fop1, UplinkEvent
+from .fop1 import CopUplink, Fop1, FopState, UplinkEvent
 
 #: make_tc(command name, arguments) -> a packed TC packet
 TcFactory = Callable[[str, dict], bytes]
@@ -491,3 +491,45 @@ class SpaceLinkGround:
         d["cop_delivered"] = self.cop.delivered
         d["cop_indeterminate"] = self.cop.indeterminate
         return d
+
+
+def cop_status(link: SpaceLinkGround) -> dict[str, Any]:
+    """The ground end's view of the link for operators: FOP-1 state, COP-1 counters, discarded downlink
+    frames by reason, downlink counters, the gap tracker and the store-and-forward requests."""
+    ls = link.stats()
+    return {
+        "fop_state": FopState(link.fop.state).name,
+        "cop": {"tcs_submitted": ls.get("tcs_submitted", 0), "delivered": ls.get("tcs_delivered", 0),
+                "indeterminate": ls.get("tcs_indeterminate", 0), "pending": link.uplink_pending,
+                "cltus": ls.get("cltus", 0), "recoveries": link.cop.recoveries,
+                "alerts": {k[len("fop_alert_"):]: v for k, v in ls.items() if k.startswith("fop_alert_") and v},
+                **{k: v for k, v in ls.items() if k.startswith("fop_") and not k.startswith("fop_alert_")}},
+        "downlink_discarded": {k: v for k, v in link.drops.items() if v},
+        "downlink": {k: v for k, v in ls.items() if k.startswith(("tm_", "vc"))},
+        "tracker": {k[len("tracker_"):]: v for k, v in ls.items() if k.startswith("tracker_")},
+        "store_requests": {"ack": ls.get("ack_requests", 0), "retransmit": ls.get("retransmit_requests", 0),
+                           "open_gaps": link.tracker.open_gaps()},
+    }
+
+
+def format_link_status(st: dict[str, Any]) -> str:
+    """One line for a console: contact, FOP-1, COP-1 counters, discarded frames, store fill levels."""
+    parts = [f"contact {'yes' if st.get('contact') else 'no'}"]
+    if not st.get("space_link"):
+        return "link: " + parts[0] + ", packet link (no COP-1)"
+    cop = st.get("cop", {})
+    parts.append(f"FOP-1 {st.get('fop_state', '?')}")
+    parts.append(f"TCs {cop.get('delivered', 0)}/{cop.get('tcs_submitted', 0)} delivered, "
+                 f"{cop.get('pending', 0)} pending, {cop.get('indeterminate', 0)} indeterminate")
+    if cop.get("alerts"):
+        parts.append("alerts " + ", ".join(f"{k} {v}" for k, v in sorted(cop["alerts"].items())))
+    disc = st.get("downlink_discarded") or {}
+    parts.append("frames discarded " + (", ".join(f"{k} {v}" for k, v in sorted(disc.items())) or "none"))
+    req = st.get("store_requests") or {}
+    parts.append(f"gaps open {req.get('open_gaps', 0)}")
+    stores = st.get("stores") or {}
+    if stores:
+        parts.append("stores " + ", ".join(f"{k} {float(v.get('fill_pct') or 0):.1f}%" for k, v in sorted(stores.items())))
+    else:
+        parts.append("stores not reported yet")
+    return "link: " + "; ".join(parts)

@@ -186,3 +186,43 @@ def test_close_does_not_wait_when_nothing_went_up() -> None:
         assert r.state == "TIMEOUT" and s.space.uplink_pending == 1
         t = clock.now()
     assert clock.now() == t and s.space.counters["cltus"] == 0
+
+
+def test_link_status_shows_contact_cop1_counters_and_the_store_fill_levels() -> None:
+    """What `ground --space-link monitor` prints every --link-status seconds."""
+    from ground.spacelink import format_link_status
+
+    s, far, clock = session(7, loss=0.0, duplicate=0.0)
+    with s:
+        assert s.link_status()["stores"] == {}
+        assert s.send("PING", timeout=60.0).state == "SUCCESS"
+        pkt = D.packet("STORAGE_HK")
+        for store, fill in (("HK_EVENTS", 12.5), ("FSS_SCI", 3.0)):
+            data = D.encode_tm(pkt, {"STORE_ID": store, "STORE_FILL": fill, "STORE_PACKETS": 40})
+            far.onboard.send_packet(PusTm(D.lander.apid, pkt.service, pkt.subservice, data,
+                                          seq_count=far.seq.setdefault(D.lander.apid, 0), time=clock.now()).pack(),
+                                    clock.now())
+            far.seq[D.lander.apid] += 1
+        list(s.packets(timeout=5.0))
+        st = s.link_status()
+    assert st["contact"] is True and st["space_link"] is True and st["fop_state"] == "ACTIVE"
+    assert st["cop"]["delivered"] >= 1 and st["cop"]["indeterminate"] == 0
+    assert st["stores"]["HK_EVENTS"]["fill_pct"] == 12.5 and st["stores"]["FSS_SCI"]["packets"] == 40
+    line = format_link_status(st)
+    assert line.startswith("link: contact yes; FOP-1 ACTIVE;") and "HK_EVENTS 12.5%" in line and "FSS_SCI 3.0%" in line
+    assert format_link_status({"contact": False, "space_link": False}) == "link: contact no, packet link (no COP-1)"
+
+
+def test_monitor_with_the_space_link_ends_with_the_link_state(monkeypatch, capsys) -> None:
+    s, far, clock = session(8, loss=0.0, duplicate=0.0)
+    monkeypatch.setattr(cli, "open_session", lambda link, dictionary, baud, space_link=False: s)
+    far.send_tm(hk_frame(FSS_BATT_SOC=5))
+    assert cli.main(["--space-link", "monitor", "--link", "x.pty", "--duration", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("FSS_HK" in ln for ln in lines)
+    assert lines[-1].startswith("link: contact yes; FOP-1 ")
+    s2, far2, _ = session(9, loss=0.0, duplicate=0.0)
+    monkeypatch.setattr(cli, "open_session", lambda link, dictionary, baud, space_link=False: s2)
+    assert cli.main(["--space-link", "monitor", "--link", "x.pty", "--duration", "1", "--json"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert '"link_status"' in last and '"fop_state"' in last
