@@ -264,7 +264,8 @@ def add_send_parser(subparsers: Any) -> None:
                    help="unit to address (default: the unit that owns the command; standard commands such as "
                         "PING go to the lander)")
     p.add_argument("--timeout", metavar="S", type=positive(float), default=None,
-                   help="seconds to wait for completion (default: the command's timeout_s in the dictionary)")
+                   help="seconds to wait for completion (default: the command's timeout_s in the dictionary; "
+                        "with --space-link 20 s more, for the far side's round trip and a COP-1 retransmission)")
     p.add_argument("--confirm", metavar="SYSTEM", default=None,
                    help="for hazardous commands: the name of the unit the command acts on (e.g. ALPINE for "
                         "DEPLOY_FIRE unit=ALPINE), typed out as confirmation")
@@ -347,11 +348,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise UsageError(f"{cmd.name}: {exc}; nothing was sent") from None
     except HazardousCommandError as exc:
         raise UsageError(str(exc)) from None
-    timeout = args.timeout if args.timeout is not None else cmd.timeout_s
-
     from .session import LinkUnavailable
 
     session = make_session(args, d)
+    default_timeout = getattr(session, "default_timeout", None)
+    timeout = args.timeout if args.timeout is not None else (
+        default_timeout(cmd) if default_timeout is not None else cmd.timeout_s)
     with session:
         if cmd.hazardous and not args.json:
             _show_hazard_state(session, d, cmd, cli_args)

@@ -45,6 +45,11 @@ class LinkUnavailable(ConnectionError):
     """The link is not connected (no flight software at the other end, port missing ...)."""
 
 
+#: added to a command's time-out over the space link: through the relays a round trip takes about 5 s,
+#: and a telecommand frame lost on the way goes again after FOP-1's T1 (12 s)
+SPACE_LINK_MARGIN_S = 20.0
+
+
 class GroundSession:
     """Send verified telecommands and receive decoded telemetry over one link.
 
@@ -54,7 +59,8 @@ class GroundSession:
     on the mission epoch.  ``space_link=True`` (or a ``space_link_config``,
     a :class:`ground.spacelink.GroundLinkConfig`) speaks the space link on
     the link, see the module docstring; ``drain_s`` bounds the wait for
-    undelivered telecommands in :meth:`close`.
+    undelivered telecommands in :meth:`close`.  ``link_margin_s`` is added to a command's dictionary
+    time-out when the caller gives none (default: :data:`SPACE_LINK_MARGIN_S` with the space link, else 0).
     """
 
     def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, link: Any = None,
@@ -62,8 +68,10 @@ class GroundSession:
                  on_event: Callable[..., None] | None = None, idle_flush_s: float = 0.2,
                  poll_interval_s: float = 0.1, connect_timeout_s: float = 2.0, backlog: int = 10000,
                  archive: Any = None, space_link: bool = False, space_link_config: Any = None,
-                 drain_s: float = 10.0) -> None:
+                 drain_s: float = 10.0, link_margin_s: float | None = None) -> None:
         self.link_spec = link_spec
+        self.link_margin_s = float(link_margin_s if link_margin_s is not None
+                                   else SPACE_LINK_MARGIN_S if (space_link or space_link_config is not None) else 0.0)
         self.dictionary = dictionary
         self.clock = clock if clock is not None else RealClock(dictionary.epoch)
         self.decoder = PacketDecoder(dictionary)
@@ -255,6 +263,11 @@ class GroundSession:
         self.seq.advance(cmd.apid)
         return tc.pack()
 
+    def default_timeout(self, cmd: Any) -> float:
+        """How long to wait for a command's completion when the caller does not say: its dictionary
+        time-out, plus the link margin (the far side's round trip and a COP-1 retransmission)."""
+        return cmd.timeout_s + self.link_margin_s
+
     def link_status(self) -> dict[str, Any]:
         """Contact, COP-1 (FOP-1 state and counters) and the lander's packet stores as last reported."""
         out: dict[str, Any] = {"contact": self.connected, "space_link": self.space is not None,
@@ -325,8 +338,9 @@ class GroundSession:
         if self.archive is not None:
             self.archive.add_command(tc, self.clock.now(), command=cmd.name, system=cmd.system, args=dict(args or {}),
                                      session=None, link=self.link_spec,
-                                     timeout_s=timeout if timeout is not None else cmd.timeout_s)
-        self.tracker.add_tc(tc, self.clock.now(), timeout if timeout is not None else cmd.timeout_s, cmd.name)
+                                     timeout_s=timeout if timeout is not None else self.default_timeout(cmd))
+        self.tracker.add_tc(tc, self.clock.now(), timeout if timeout is not None else self.default_timeout(cmd),
+                            cmd.name)
         return tc
 
     def wait(self, tc: PusTc, on_update: Callable[[VerificationUpdate], None] | None = None) -> VerificationResult:

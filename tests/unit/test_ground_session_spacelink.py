@@ -226,3 +226,19 @@ def test_monitor_with_the_space_link_ends_with_the_link_state(monkeypatch, capsy
     assert cli.main(["--space-link", "monitor", "--link", "x.pty", "--duration", "1", "--json"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert '"link_status"' in last and '"fop_state"' in last
+
+
+def test_default_timeouts_allow_for_the_far_side_round_trip() -> None:
+    """Through the relays a PING's reports come back after about 5 s, its dictionary time-out: without an
+    explicit timeout the session waits the dictionary's time-out plus the link margin."""
+    from ground.session import SPACE_LINK_MARGIN_S
+
+    s, far, clock = session(10, loss=0.0, duplicate=0.0)
+    ping = D.command("PING")
+    assert s.default_timeout(ping) == ping.timeout_s + SPACE_LINK_MARGIN_S
+    plain = GroundSession("far://", D, link=far, clock=clock)
+    assert plain.default_timeout(ping) == ping.timeout_s and plain.link_margin_s == 0.0
+    assert GroundSession("far://", D, link=far, clock=clock, space_link=True, link_margin_s=3.0).link_margin_s == 3.0
+    with s:
+        tc = s.submit("PING")
+        assert s.tracker.status(tc).deadline - clock.now() == pytest.approx(ping.timeout_s + SPACE_LINK_MARGIN_S, abs=1.0)
