@@ -730,8 +730,8 @@ SUBCOMMANDS: list[Callable[[Any], Any]] = [add_send_parser, add_monitor_parser, 
 
 
 #: the subcommands that honour ``--space-link`` (their sessions come from make_session)
-SPACE_LINK_COMMANDS = ("send", "monitor")
-SPACE_LINK_HANDLERS = (cmd_send, cmd_monitor)
+SPACE_LINK_COMMANDS = ("send", "monitor", "procedure run --link")
+SPACE_LINK_HANDLERS = ("cmd_send", "cmd_monitor", "cmd_procedure_run")   # by name: procedures_cli loads lazily
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -770,8 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.space_link and handler not in SPACE_LINK_HANDLERS:
-        print(f"ground: --space-link works with {' and '.join(SPACE_LINK_COMMANDS)} only, not with "
+    if args.space_link and getattr(handler, "__name__", "") not in SPACE_LINK_HANDLERS:
+        print(f"ground: --space-link works with {', '.join(SPACE_LINK_COMMANDS)} only, not with "
               f"{args.subcommand}", file=sys.stderr)
         return EXIT_USAGE
     try:

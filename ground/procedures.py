@@ -236,13 +236,14 @@ class LinkBackend(_Sinks):
 
     @classmethod
     def connect(cls, link_spec: str, dictionary: Dictionary | None = None, *, baud: int = 115200,
-                connect_timeout: float = 5.0) -> "LinkBackend":
-        """Open a new ground session on ``link_spec`` (a pty path, a device, ``socket://`` ...)."""
+                connect_timeout: float = 5.0, space_link: bool = False) -> "LinkBackend":
+        """Open a new ground session on ``link_spec`` (a pty path, a device, ``socket://`` ...); with
+        ``space_link`` through TC/TM transfer frames and COP-1 (a flight software run with --space-link)."""
         from fsw.dictionary import load_dictionary
 
         from .session import GroundSession
 
-        session = GroundSession(link_spec, dictionary or load_dictionary(), baud=baud)
+        session = GroundSession(link_spec, dictionary or load_dictionary(), baud=baud, space_link=space_link)
         try:
             return cls(session, owns_session=True, connect_timeout=connect_timeout)
         except BaseException:
@@ -740,7 +741,7 @@ BACKEND_KINDS = ("sim", "pty", "link")
 def open_backend(kind: str, *, link: str | None = None, seed: int = 1, phase: str | None = None,
                  dictionary: Dictionary | None = None, baud: int = 115200, hw_args: Iterable[str] = (),
                  fsw_args: Iterable[str] = (), run_dir: str | None = None,
-                 connect_timeout: float = 5.0) -> Iterator[Backend]:
+                 connect_timeout: float = 5.0, space_link: bool = False) -> Iterator[Backend]:
     """A backend of ``kind``, closed (and its processes stopped) on exit.
 
     * ``"sim"``: a :class:`~ground.simbench.SimBench` (``seed``, ``phase``) on the simulated clock;
@@ -751,10 +752,14 @@ def open_backend(kind: str, *, link: str | None = None, seed: int = 1, phase: st
     * ``"link"``: a :class:`LinkBackend` on ``link`` (a pty path, device or URL) to a flight
       software already running.
 
-    ``connect_timeout``: seconds to wait for the link to connect (pty, link).
+    ``connect_timeout``: seconds to wait for the link to connect (pty, link).  ``space_link`` (link only):
+    speak TC/TM transfer frames and COP-1 to a flight software run with ``--space-link``.
     """
     if kind not in BACKEND_KINDS:
         raise ValueError(f"unknown backend {kind!r}; use one of {', '.join(BACKEND_KINDS)}")
+    if space_link and kind != "link":
+        raise ValueError("the space link is for the link backend (a flight software already running with "
+                         "--space-link), not for sim or pty")
     if kind == "sim":
         from .simbench import SimBench
 
@@ -763,7 +768,8 @@ def open_backend(kind: str, *, link: str | None = None, seed: int = 1, phase: st
     if kind == "link":
         if not link:
             raise ValueError("the link backend needs a link spec")
-        backend = LinkBackend.connect(link, dictionary, baud=baud, connect_timeout=connect_timeout)
+        backend = LinkBackend.connect(link, dictionary, baud=baud, connect_timeout=connect_timeout,
+                                      space_link=space_link)
         try:
             yield backend
         finally:

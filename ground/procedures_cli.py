@@ -157,6 +157,7 @@ EPILOG = """examples:
   ground procedure run checkout_fss --sim
   ground procedure run checkout_fss --pty
   ground procedure run my_procs.py --link run/ground.pty -k deploy
+  ground --space-link procedure run checkout_fss --link run/relay-ground.pty
   ground procedure list deploy_alpine"""
 
 
@@ -259,9 +260,14 @@ def cmd_procedure_run(args: argparse.Namespace) -> int:
     from .session import LinkUnavailable
 
     kind = "sim" if args.sim else "pty" if args.pty else "link"
+    space_link = bool(getattr(args, "space_link", False))
+    if space_link and kind != "link":
+        raise cli.UsageError("--space-link needs --link (a flight software already running with --space-link); "
+                             "--sim and --pty start their own bench on the packet link")
     try:
         with open_backend(kind, link=args.link, seed=args.seed, phase=args.phase, dictionary=d, baud=args.baud,
-                          run_dir=args.run_dir, connect_timeout=args.connect_timeout) as backend:
+                          run_dir=args.run_dir, connect_timeout=args.connect_timeout,
+                          space_link=space_link) as backend:
             if kind != "sim" and not backend.session.connected:
                 raise cli.CommandFailed(f"link {backend.session.link_spec} is not connected "
                                         "(is the flight software running?)")

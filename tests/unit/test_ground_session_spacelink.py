@@ -175,7 +175,31 @@ def test_cli_space_link_option_reaches_the_session(monkeypatch, capsys) -> None:
 
 def test_cli_space_link_refused_where_it_would_be_ignored(capsys) -> None:
     assert cli.main(["--space-link", "dictionary", "list"]) == 2
-    assert "--space-link works with send and monitor only" in capsys.readouterr().err
+    assert "--space-link works with send, monitor, procedure run --link only" in capsys.readouterr().err
+
+
+def test_procedures_run_over_the_space_link_only_on_a_link(monkeypatch, capsys) -> None:
+    import contextlib
+
+    import ground.procedures as procedures
+
+    real_open_backend = procedures.open_backend
+    assert cli.main(["--space-link", "procedure", "run", "checkout_fss", "--sim"]) == 2
+    assert "--space-link needs --link" in capsys.readouterr().err
+    seen = {}
+
+    @contextlib.contextmanager
+    def open_backend(kind, **kw):
+        seen.update(kind=kind, **kw)
+        raise ValueError("stop here")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(procedures, "open_backend", open_backend)
+    assert cli.main(["--space-link", "procedure", "run", "checkout_fss", "--link", "r.pty"]) == 2
+    assert seen["kind"] == "link" and seen["link"] == "r.pty" and seen["space_link"] is True
+    with pytest.raises(ValueError, match="link backend"):
+        with real_open_backend("sim", space_link=True):
+            pass
 
 
 def test_close_does_not_wait_when_nothing_went_up() -> None:
