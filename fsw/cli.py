@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .io.cliutil import add_run_options, dictionary_or_none, parse_pairs, run_until_signalled
+from .io.cliutil import add_run_options, dictionary_or_none, link_event_printer, parse_pairs, run_until_signalled
 
 EPILOG = """\
 link specs (PORT=SPEC, repeatable; PORT is 'ground' or a unit's port name from the dictionary):
@@ -124,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fsw: {exc}", file=sys.stderr)
         return 2
 
-    def report(port: str):
-        def on_event(kind: str, detail: str) -> None:
-            if not args.quiet:
-                print(f"fsw: link {port}: {kind} {detail}", file=sys.stderr, flush=True)
-        return on_event
+    report = link_event_printer("fsw: link ", args.quiet)
 
     links = {}
     for port, baud in ports.items():

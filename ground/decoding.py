@@ -25,7 +25,6 @@ import math
 from typing import Any, Callable, Iterator
 
 from fsw.dictionary import ArgumentError, Dictionary, Parameter, TmPacket
-from fsw.dictionary.codec import converter
 from fsw.dictionary.model import SEVERITY_SUBTYPE
 from fsw.protocol import (
     ASM, IDLE_APID, MAX_APID, MAX_SEQ_COUNT, PRIMARY_HEADER_LEN, Deframer, Dropped, PusTc, PusTm, DecodeError,
@@ -103,18 +102,7 @@ class _ParamPlan:
     def __init__(self, codec: Any, params: tuple[Parameter, ...]) -> None:
         self.codec = codec
         self.names = tuple(p.name for p in params)
-        convs: list[tuple[int, Callable]] = []
-        for i, p in enumerate(params):
-            conv = converter(p)
-            if conv is not None and p.count > 1:
-                def array_conv(raw: Any, _c: Callable = conv) -> list:
-                    return [_c(r) for r in raw]
-                convs.append((i, array_conv))
-            elif conv is None and p.count > 1:
-                convs.append((i, list))
-            elif conv is not None:
-                convs.append((i, conv))
-        self.convs = tuple(convs)
+        self.convs = codec.convs   # the dictionary codec's conversion plan (fsw.dictionary.codec.converter)
         self.limits = tuple((i, p.name, _limit_bounds(p)) for i, p in enumerate(params) if p.limits is not None)
         self.size = codec.size
         self.skip = 2 if codec.has_sid else 0
@@ -162,7 +150,7 @@ def _compile_decoder(plan: _ParamPlan) -> Callable[[bytes, int], tuple[dict, dic
             ns[f"C{k}"] = conv[k]
             expr = f"C{k}({expr})"
         lines.append(f"    x{k} = {expr}")
-        items.append(f"{p.name!r}: x{k}")
+        items.append(f"{plan.names[k]!r}: x{k}")
         i += n
     lines.append("    f = {}")
     for k, (name, lim) in lims.items():

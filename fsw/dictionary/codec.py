@@ -40,7 +40,7 @@ def _fmt_of(items: Iterable[Parameter | Argument]) -> str:
 class PacketCodec:
     """Source-data layout of one telemetry packet (after the structure id, if any)."""
 
-    __slots__ = ("params", "struct", "size", "_plan", "has_sid", "_enc", "_convs", "_names")
+    __slots__ = ("params", "struct", "size", "_plan", "has_sid", "_enc", "convs", "_names")
 
     def __init__(self, params: tuple[Parameter, ...], has_sid: bool = False) -> None:
         self.params = params
@@ -62,7 +62,8 @@ class PacketCodec:
                 convs.append((i, list if conv is None else _array_of(conv)))
             elif conv is not None:
                 convs.append((i, conv))
-        self._convs = tuple(convs)
+        #: raw -> engineering per parameter index (arrays become lists), shared with ground decoding
+        self.convs = tuple(convs)
         self._enc: dict[bool, tuple] = {}
 
     def decode_raw(self, data: bytes, offset: int = 0) -> list[Any]:
@@ -87,7 +88,7 @@ class PacketCodec:
     def decode(self, data: bytes, offset: int = 0) -> dict[str, Any]:
         """Engineering values by parameter name."""
         raws = self.decode_raw(data, offset)
-        for i, conv in self._convs:
+        for i, conv in self.convs:
             raws[i] = conv(raws[i])
         return dict(zip(self._names, raws))
 
