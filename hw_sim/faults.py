@@ -178,13 +178,12 @@ class LinkImpairer:
         buf: bytearray | None = None
         nbits = 8 * len(data)
         if imp.ber and nbits:
-            buf = bytearray(data)
             flips = 0
             if imp.ber >= 1.0:
-                for i in range(len(buf)):
-                    buf[i] ^= 0xFF
+                buf = bytearray(b ^ 0xFF for b in data)
                 flips = nbits
             else:
+                # the gap to the next flipped bit is geometric; most writes get none, and no copy
                 log_q = math.log1p(-imp.ber)
                 pos = -1
                 while True:
@@ -192,6 +191,8 @@ class LinkImpairer:
                     pos += 1 + int(math.log1p(-u) / log_q) if u < 1.0 else nbits
                     if pos >= nbits:
                         break
+                    if buf is None:
+                        buf = bytearray(data)
                     buf[pos >> 3] ^= 0x80 >> (pos & 7)
                     flips += 1
             if flips:

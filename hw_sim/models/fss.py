@@ -17,18 +17,25 @@ sine of ``config.cal_amplitude_counts``.  ``<FSS>_LEVEL`` moves the tilt at
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from fsw.core.timers import Periodic
-from fsw.dictionary import Command, Dictionary, System
+from fsw.dictionary import Command, Dictionary, Parameter, System
 from fsw.protocol.pus import PusTc
 
 from .unit import Rng, UnitModel
 
 RECORDING_MODES = ("CHECKOUT", "SCIENCE", "HANDOVER")
 STREAMING_MODES = ("CHECKOUT", "SCIENCE")
+#: the VBB's gain by FSS_SET_GAIN label
+VBB_GAINS = {"LOW": 1.0, "MID": 4.0, "HIGH": 16.0}
+
+
+def _burst(amp: float, dt: np.ndarray) -> np.ndarray:
+    """A moonquake of amplitude ``amp`` counts, ``dt`` (not negative) seconds after its onset."""
+    return amp * np.exp(-dt / 60.0) * np.sin(2 * math.pi * 1.3 * dt)
 
 
 class Stream:
@@ -41,6 +48,8 @@ class Stream:
         self.n = n
         self.next_index = 0
         self.timer: Periodic | None = None
+        #: each sample's time within its packet, after the packet's first
+        self.offsets = np.arange(n) / self.sps
 
     @property
     def period(self) -> float:
@@ -66,6 +75,8 @@ class FssModel(UnitModel):
                                 if p.name == f"{n}_TILT"), 0.0))
         self._level: tuple[float, float, float, float] | None = None  # (t0, tilt0, target, t_end)
         self._quake: tuple[float, float] | None = None  # (onset, amplitude)
+        self._keys = {k: f"{n}_{k}" for k in ("VBB_GAIN", "VBB_FIRST", "VBB_V", "SP_FIRST")}
+        self._sp_keys = [f"{n}_SP_{axis}" for axis in self.axes]
 
     # -- power and modes ---------------------------------------------------------------
     def on_boot(self, now: float) -> None:
@@ -92,10 +103,12 @@ class FssModel(UnitModel):
             dt = t - onset
             if dt[-1] > 300:
                 self._quake = None     # the burst has died away by the end of this block
-            on = (dt >= 0) & (dt <= 300)
-            if on.any():
-                common = common + np.where(on, amp * np.exp(-np.clip(dt, 0.0, None) / 60.0)
-                                           * np.sin(2 * math.pi * 1.3 * dt), 0.0)
+            if dt[0] >= 0 and dt[-1] <= 300:     # the whole block within the burst (the usual case)
+                common = common + _burst(amp, dt)
+            else:
+                on = (dt >= 0) & (dt <= 300)
+                if on.any():
+                    common = common + np.where(on, _burst(amp, np.clip(dt, 0.0, None)), 0.0)
         if t[0] < self.cal_until:
             common = common + np.where(t < self.cal_until, self.cal_amplitude * np.sin(2 * math.pi * t), 0.0)
         v += common
@@ -106,13 +119,12 @@ class FssModel(UnitModel):
             self._quake = (now, 2000.0 + 20000.0 * self.rng.random())
 
     def _gain(self) -> float:
-        g = self.values.get(f"{self.system.name}_VBB_GAIN", "LOW")
-        return {"LOW": 1.0, "MID": 4.0, "HIGH": 16.0}.get(str(g), 1.0)
+        return VBB_GAINS.get(str(self.values.get(self._keys["VBB_GAIN"], "LOW")), 1.0)
 
     def _block(self, s: Stream, now: float, gain: float, rows: int = 1) -> tuple[int, list[list[int]]]:
         """The last packet period's samples of ``rows`` sensor axes (each with its own noise)."""
         first = s.next_index
-        t = now - s.period + np.arange(s.n) / s.sps
+        t = now - s.period + s.offsets
         v = self._signal(t, rows) * gain
         s.next_index += s.n
         return first, v.astype(np.int64).tolist()   # whole counts, truncated like int()
@@ -124,19 +136,18 @@ class FssModel(UnitModel):
         first, (vals,) = self._block(self.vbb, now, self._gain())
         self.samples += len(vals)
         if self.mode in STREAMING_MODES:
-            n = self.system.name
-            self.send_science(self.vbb_pkt, {f"{n}_VBB_FIRST": first, f"{n}_VBB_V": vals}, now)
+            k = self._keys
+            self.send_science(self.vbb_pkt, {k["VBB_FIRST"]: first, k["VBB_V"]: vals}, now)
 
     def _sp_tick(self, now: float) -> None:
         if not self.answering(now) or self.mode not in RECORDING_MODES:
             return
-        n = self.system.name
         values: dict[str, Any] = {}
         first, rows = self._block(self.sp, now, 0.25, len(self.axes))
-        for axis, vals in zip(self.axes, rows):
-            values[f"{n}_SP_{axis}"] = vals
+        for key, vals in zip(self._sp_keys, rows):
+            values[key] = vals
             self.samples += len(vals)
-        values[f"{n}_SP_FIRST"] = first
+        values[self._keys["SP_FIRST"]] = first
         if self.mode in STREAMING_MODES:
             self.send_science(self.sp_pkt, values, now)
 
@@ -171,12 +182,13 @@ class FssModel(UnitModel):
         if self.answering(now):
             self.emit(f"{self.system.name}_LEVELLED", now, **{f"{self.system.name}_TILT_EVT": int(self.tilt)})
 
-    def param_value(self, p: Any, now: float) -> Any:
+    def param_source(self, p: Parameter) -> Callable[[float], Any]:
         n = self.system.name
         if p.name == f"{n}_SAMPLES":
-            return self.samples
+            return lambda now: self.samples
         if p.name == f"{n}_TILT":
-            return self.current_tilt(now) + self.rng.gauss(0.0, float(p.sim.get("noise", 0.0)))
+            noise = float(p.sim.get("noise", 0.0))
+            return lambda now: self.current_tilt(now) + self.rng.gauss(0.0, noise)
         if p.name == f"{n}_CAL_ACTIVE":
-            return now < self.cal_until
-        return super().param_value(p, now)
+            return lambda now: now < self.cal_until
+        return super().param_source(p)

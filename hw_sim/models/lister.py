@@ -21,10 +21,10 @@ metre, with conductivity ``conductivity_w_mk``; ``config.stall_depth_m``
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from fsw.core.timers import Periodic, Timer
-from fsw.dictionary import Command, Dictionary, System
+from fsw.dictionary import Command, Dictionary, Parameter, System
 from fsw.protocol.pus import PusTc
 
 from .unit import Rng, UnitFailure, UnitModel
@@ -233,21 +233,20 @@ class ListerModel(UnitModel):
         self.set_mode("STANDBY", now)
 
     # -- housekeeping ---------------------------------------------------------------------------
-    def param_value(self, p: Any, now: float) -> Any:
+    def param_source(self, p: Parameter) -> Callable[[float], Any]:
         n = self.system.name
         name = p.name
         if name == f"{n}_DEPTH":
-            return self.current_depth(now)
+            return self.current_depth
         if name == f"{n}_STEPS_DONE":
-            return min(self.steps_done, 0xFF)
+            return lambda now: min(self.steps_done, 0xFF)
         if name == f"{n}_MOTOR_I":
-            base = 1.3 if self.mode == "DRILL" else 0.02
-            return max(0.0, base + self.rng.gauss(0.0, 0.01))
+            return lambda now: max(0.0, (1.3 if self.mode == "DRILL" else 0.02) + self.rng.gauss(0.0, 0.01))
         if name == f"{n}_PRESSURE":
-            return 350.0 + self.rng.gauss(0.0, 5.0) if self.mode == "DRILL" else 0.0
+            return lambda now: 350.0 + self.rng.gauss(0.0, 5.0) if self.mode == "DRILL" else 0.0
         if name == f"{n}_TEMP_PROBE":
-            return self._temperature(self.current_depth(now), 0.0)
-        return super().param_value(p, now)
+            return lambda now: self._temperature(self.current_depth(now), 0.0)
+        return super().param_source(p)
 
 
 def _slope(xs: list[float], ys: list[float]) -> float:

@@ -15,12 +15,12 @@ field follows it through a surface impedance, plus noise.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from fsw.core.timers import Periodic
-from fsw.dictionary import Command, Dictionary, System
+from fsw.dictionary import Command, Dictionary, Parameter, System
 from fsw.protocol.pus import PusTc
 
 from .unit import Rng, UnitFailure, UnitModel
@@ -51,6 +51,8 @@ class LmsModel(UnitModel):
         k = np.arange(self.n)
         self._decay = B_MEMORY ** (k + 1)
         self._walk = np.tril(B_MEMORY ** (k[:, None] - k[None, :]).clip(0)).T
+        self._plans: dict[int, tuple] = {}   # see _channels
+        self._first_key, self._dipoles_key = f"{n}_SCI_FIRST", f"{n}_DIPOLES"
         self._sampler: Periodic | None = None
 
     def on_boot(self, now: float) -> None:
@@ -108,30 +110,46 @@ class LmsModel(UnitModel):
     def _tick(self, now: float) -> None:
         if not self.answering(now) or self.mode != "SCIENCE":
             return
-        n = self.system.name
         mask = self.dipoles()
-        rng = self.noise
-        b = self.b[:, None] * self._decay + rng.normal(0.0, 0.4, (3, self.n)) @ self._walk
+        names, rows, gains, sigmas, idle = self._channels(mask)
+        # one draw per packet: the walk's kicks (3 rows), then the noise of each channel that has a sensor;
+        # the same numbers, in the same order, as a normal() draw per block, since normal(0, s) is s times
+        # the standard normal
+        z = self.noise.standard_normal((3 + len(names), self.n))
+        b = self.b[:, None] * self._decay + (0.4 * z[:3]) @ self._walk
         self.b = b[:, -1].copy()
-        zero = [0.0] * self.n
-        chans: dict[str, list[float]] = {
-            "E1": (IMPEDANCE_UV_M_PER_NT * b[1] + rng.normal(0.0, 0.5, self.n)).tolist() if mask & 1 else zero,
-            "E2": (-IMPEDANCE_UV_M_PER_NT * b[0] + rng.normal(0.0, 0.5, self.n)).tolist() if mask & 2 else zero,
-        }
-        axes = (b + rng.normal(0.0, 0.02, b.shape)).tolist() if mask & 4 else [zero] * 3
-        chans.update(zip(("BX", "BY", "BZ"), axes))
-        values: dict[str, Any] = {f"{n}_{k}": v for k, v in chans.items()}
-        values[f"{n}_SCI_FIRST"] = self.sample_index
-        values[f"{n}_DIPOLES"] = mask
+        values: dict[str, Any] = dict(idle)
+        if names:
+            values.update(zip(names, (b.take(rows, axis=0) * gains + z[3:] * sigmas).tolist()))
+        values[self._first_key] = self.sample_index
+        values[self._dipoles_key] = mask
         self.sample_index += self.n
         self.send_science(self.fields_pkt, values, now)
 
-    def param_value(self, p: Any, now: float) -> Any:
+    def _channels(self, mask: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, dict[str, list[float]]]:
+        """The channels with a deployed sensor under ``mask`` (see :meth:`dipoles`): parameter names, and
+        per channel the row of the magnetic field it follows, its gain (the surface impedance for the
+        electric dipoles) and its noise; then the values of the channels without a sensor (0).
+        Computed once per mask."""
+        plan = self._plans.get(mask)
+        if plan is None:
+            n = self.system.name
+            # (name, row of b, gain, noise, sensor out)
+            chans = [(f"{n}_E1", 1, IMPEDANCE_UV_M_PER_NT, 0.5, mask & 1),
+                     (f"{n}_E2", 0, -IMPEDANCE_UV_M_PER_NT, 0.5, mask & 2)]
+            chans += [(f"{n}_B{axis}", i, 1.0, 0.02, mask & 4) for i, axis in enumerate("XYZ")]
+            on = [c for c in chans if c[4]]
+            plan = self._plans[mask] = ([c[0] for c in on], np.array([c[1] for c in on], dtype=np.intp),
+                                        np.array([[c[2]] for c in on]), np.array([[c[3]] for c in on]),
+                                        {c[0]: [0.0] * self.n for c in chans if not c[4]})
+        return plan
+
+    def param_source(self, p: Parameter) -> Callable[[float], Any]:
         n = self.system.name
         if p.name == f"{n}_ELECTRODES_OUT":
-            return sum(1 for e in ELECTRODES if e in self.deployed)
+            return lambda now: sum(1 for e in ELECTRODES if e in self.deployed)
         if p.name == f"{n}_MAST_DEPLOYED":
-            return "MAST" in self.deployed
+            return lambda now: "MAST" in self.deployed
         if p.name == f"{n}_BUS_I":
-            return self.power_w(now) / 28.0
-        return super().param_value(p, now)
+            return lambda now: self.power_w(now) / 28.0
+        return super().param_source(p)

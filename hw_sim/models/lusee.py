@@ -14,12 +14,12 @@ FIFO then overflows, and the drops are counted and reported.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from fsw.core.timers import Periodic
-from fsw.dictionary import Command, Dictionary, System
+from fsw.dictionary import Command, Dictionary, Parameter, System
 from fsw.protocol.pus import PusTc
 
 from .unit import Rng, UnitModel
@@ -56,19 +56,23 @@ class LuseeModel(UnitModel):
         self._restart(now)
 
     def on_power_off(self, now: float) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _restart(self, now: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        period = self.integration_ms / 1000.0
-        self._timer = self.timers.every(period, self._integrated, now + period)
+        """A fresh integration, in SCIENCE; outside it the spectrometer does not integrate (no timer runs)."""
+        self._stop()
+        if self.mode == "SCIENCE":
+            period = self.integration_ms / 1000.0
+            self._timer = self.timers.every(period, self._integrated, now + period)
 
     def on_mode_change(self, old: str, new: str, now: float) -> None:
-        if new == "SCIENCE" and self.powered:
-            self._restart(now)   # a fresh integration starts on entering SCIENCE
+        if self.powered and "SCIENCE" in (old, new):
+            self._restart(now)   # a fresh integration starts on entering SCIENCE, and stops on leaving it
 
     def execute(self, cmd: Command, args: dict, tc: PusTc, now: float) -> float | None:
         if cmd.name == f"{self.system.name}_SET_INTEGRATION":
@@ -85,19 +89,22 @@ class LuseeModel(UnitModel):
         bw_hz = (self.freqs[1] - self.freqs[0]) * 1e6 if self.channels > 1 else 1e6
         rel = 1.0 / math.sqrt(bw_hz * self.integration_ms / 1000.0)
         noise = self.noise.standard_normal((len(self.products), self.channels))
-        for k, product in enumerate(self.products):
-            scale = FULL_SCALE * (0.3 if product.startswith("CROSS") else 1.0) * (1.0 + 0.02 * k)
+        if self.products:
+            # every product's spectrum in one array: a row per product, each element computed as for one alone
+            scales = np.array([[FULL_SCALE * (0.3 if product.startswith("CROSS") else 1.0) * (1.0 + 0.02 * k)]
+                               for k, product in enumerate(self.products)])
             # counts are whole and never negative (truncated like int())
-            spectrum = np.maximum(0.0, scale * self._sky * (1.0 + rel * noise[k])).astype(np.int64).tolist()
-            self.spectra += 1
-            self.send_science(self.spec_pkt, {f"{n}_SPEC_SEQ": self.integrations, f"{n}_PRODUCT_ID": product,
-                                              f"{n}_INTEG_MS": self.integration_ms, f"{n}_POWER": spectrum}, now)
+            spectra = np.maximum(0.0, scales * self._sky * (1.0 + rel * noise)).astype(np.int64).tolist()
+            for product, spectrum in zip(self.products, spectra):
+                self.spectra += 1
+                self.send_science(self.spec_pkt, {f"{n}_SPEC_SEQ": self.integrations, f"{n}_PRODUCT_ID": product,
+                                                  f"{n}_INTEG_MS": self.integration_ms, f"{n}_POWER": spectrum}, now)
         self.integrations += 1
 
-    def param_value(self, p: Any, now: float) -> Any:
+    def param_source(self, p: Parameter) -> Callable[[float], Any]:
         n = self.system.name
         if p.name == f"{n}_INTEGRATION":
-            return self.integration_ms
+            return lambda now: self.integration_ms
         if p.name == f"{n}_SPECTRA":
-            return self.spectra
-        return super().param_value(p, now)
+            return lambda now: self.spectra
+        return super().param_source(p)

@@ -88,8 +88,10 @@ class PduModel(UnitModel):
         self.trips = 0
         self._hk = system.packet(f"{system.name}_HK")
         names = {p.name for p in self._hk.params}
+        #: each channel's housekeeping parameter names (see channel_params)
+        self._ch_params = {ch.name: channel_params(system.name, ch.name) for ch in self.channels.values()}
         for ch in self.channels.values():
-            missing = [n for n in channel_params(system.name, ch.name).values() if n not in names]
+            missing = [n for n in self._ch_params[ch.name].values() if n not in names]
             if missing:
                 raise ValueError(f"{system.name}: {self._hk.name} lacks {', '.join(missing)} for channel {ch.name}")
         self._sampler: Periodic | None = None
@@ -306,7 +308,7 @@ class PduModel(UnitModel):
         n = self.system.name
         total = 0.0
         for ch in self.channels.values():
-            names = channel_params(n, ch.name)
+            names = self._ch_params[ch.name]
             i = self.current(ch, now)
             if ch.on and self.noise_a:
                 i = max(0.0, i + self.rng.gauss(0.0, self.noise_a))

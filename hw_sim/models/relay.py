@@ -78,6 +78,19 @@ def _periodic_windows(t0: float, t1: float, period: float, view: float, offset: 
     return out
 
 
+def _phase_state(t: float, period: float, view: float, offset: float) -> tuple[bool, float]:
+    """Whether ``t`` lies in a window [offset + k*period, + view), and a time before which that stays so.
+
+    The answer is the test ``(t - offset) % period < view`` itself, so that it is the same at every
+    instant however it is asked; the time returned stops a margin of many rounding errors short of the
+    window edge, where the test is made again.
+    """
+    phase = (t - offset) % period
+    inside = phase < view
+    edge = t + ((view - phase) if inside else (period - phase))
+    return inside, edge - max(1e-6, 64 * math.ulp(abs(edge)))
+
+
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     for a, b in sorted(intervals):
@@ -191,6 +204,8 @@ class RelayLinkModel:
         self.phase = ""
         #: (phase, t, next change after t): a channel asks at every write
         self._next_change: tuple[str, float, float] | None = None
+        #: (phase, t, until, contact): the contact state holds from t until (about) the next window edge
+        self._contact: tuple[str, float, float, bool] | None = None
         self.set_phase(phase)
 
     def set_phase(self, phase: str) -> None:
@@ -217,15 +232,26 @@ class RelayLinkModel:
         return 2 * max(self.orbit.period_s, self.relays.period_s) + 1.0
 
     def in_contact(self, t: float) -> bool:
+        """Whether the link is up at ``t``.  A channel asks at every write: the answer is kept until shortly
+        before the next window edge (see :func:`_phase_state`), where it is worked out again."""
+        c = self._contact
+        if c is not None and c[1] <= t < c[2] and c[0] == self.phase:
+            return c[3]
         kind = self.plan.kind
-        if kind == NO_CONTACT:
-            return False
-        if kind in (UMBILICAL, DTE):
-            return True
-        if kind == ORBIT:
+        if kind in (NO_CONTACT, UMBILICAL, DTE):
+            contact, until = kind != NO_CONTACT, math.inf
+        elif kind == ORBIT:
             o = self.orbit
-            return (t - o.aos_s) % o.period_s < o.period_s - o.occultation_s
-        return bool(self.relays.in_view(t))
+            contact, until = _phase_state(t, o.period_s, o.period_s - o.occultation_s, o.aos_s)
+        else:
+            contact, until = False, math.inf
+            r = self.relays
+            for aos in r.aos_s:
+                seen, edge = _phase_state(t, r.period_s, r.view_s, aos)
+                contact = contact or seen
+                until = min(until, edge)
+        self._contact = (self.phase, t, until, contact)
+        return contact
 
     def next_change(self, t: float) -> float:
         """The next acquisition or loss of signal after ``t`` (``inf`` if the contact never changes)."""

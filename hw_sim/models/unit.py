@@ -9,6 +9,12 @@ is silent, and after switch-on it boots for ``boot_time_s`` before it
 answers, in its boot mode (``config.boot_mode``, else its first mode that
 is not OFF).  Its current draw follows its mode (:meth:`power_w`).
 
+Housekeeping follows HK_ENABLE, HK_DISABLE and HK_SET_PERIOD per structure.
+A disabled structure has no timer running, so that a runner in simulated
+time never wakes for it; enabled again, it reports on its grid, the slots it
+would have had had its timer run all along.  The enabled state outlives a
+power cycle (the period does not: after boot it is the declared one again).
+
 Output goes through the unit's own transmit FIFO, which drains at the
 line's rate (``baud``, 8N1: 10 bits an octet).  The FIFO holds
 ``config.tx_fifo_s`` seconds of line time (default 0.5 s, at least one
@@ -29,11 +35,13 @@ Plausible values come from each parameter's ``sim`` hints in the dictionary:
 ``nominal`` and ``noise`` (Gaussian, from the seeded generator handed in),
 ``counter`` (increments per second), ``by_mode`` (value per mode).  A
 command's ``effects`` set parameters from its arguments.  Reference payload
-models subclass this and override :meth:`execute` and :meth:`hk_values`.
+models subclass this and override :meth:`execute` and :meth:`param_source`
+(or :meth:`hk_values`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -44,7 +52,7 @@ from fsw.core.payloads import boot_mode_of
 from fsw.core.pusgen import TmSource, Verifier
 from fsw.core.timers import Periodic
 from fsw.protocol.framing import frame
-from fsw.dictionary import ArgumentError, Command, Dictionary, System, TmPacket
+from fsw.dictionary import ArgumentError, Command, Dictionary, Parameter, System, TmPacket
 from fsw.dictionary.codec import to_eng_scalar
 from fsw.protocol.pus import PusTc, PusTm, parse_packet_nothrow
 
@@ -93,8 +101,11 @@ class UnitModel(Node):
         self._power_requested = powered
         self._hk_timers: dict[int | None, Periodic] = {}
         self._hk_enabled: dict[int | None, bool] = {}
+        self._hk_fired: dict[int | None, float] = {}     # when each structure's timer last fired
+        self._hk_plans: dict[TmPacket, list[tuple[str, Callable[[float], Any]]]] = {}   # see hk_values
         self.clock_offset = 0.0        # payload clock minus true time, seconds
         self.last_sync: float | None = None
+        self._time_codec: Any = None   # the TIME_REPORT layout, looked up at the first report
         self.drift_ppm = float(system.config.get("clock_drift_ppm", 20.0))
         self.silent = False            # fault: stops answering (until cleared)
         self.crashed = False           # fault: stops answering until the next power cycle
@@ -214,8 +225,11 @@ class UnitModel(Node):
             return
         for pkt in self.hk_packets:
             period = pkt.period_s or self.system.hk_period_s
-            self._hk_enabled.setdefault(pkt.sid, True)
-            self._hk_timers[pkt.sid] = self.timers.every(period, lambda t, p=pkt: self._send_hk(p, t), now)
+            timer = self.timers.every(period, lambda t, p=pkt: self._send_hk(p, t), now)
+            self._hk_timers[pkt.sid] = timer
+            self._hk_fired.pop(pkt.sid, None)
+            if not self._hk_enabled.setdefault(pkt.sid, True):
+                timer.cancel()  # disabled before the power cycle: it stays so, on this boot's grid
         self.on_boot(now)
 
     def on_boot(self, now: float) -> None:
@@ -259,7 +273,9 @@ class UnitModel(Node):
 
     def _time_sync(self, tm: PusTm, now: float) -> None:
         try:
-            vals = self.dictionary.codec(self.dictionary.packet("TIME_REPORT")).decode(tm.source_data)
+            if self._time_codec is None:
+                self._time_codec = self.dictionary.codec(self.dictionary.packet("TIME_REPORT"))
+            vals = self._time_codec.decode(tm.source_data)
         except Exception:  # noqa: BLE001 - a malformed time report is ignored, like on real hardware
             self.stats["foreign"] += 1
             return
@@ -405,12 +421,20 @@ class UnitModel(Node):
             return None
         if name in ("HK_ENABLE", "HK_DISABLE", "HK_SET_PERIOD"):
             sid = args["sid"]
-            if sid not in self._hk_timers:
+            timer = self._hk_timers.get(sid)
+            if timer is None:
                 raise UnitFailure("UNKNOWN_ID", data=sid)
             if name == "HK_SET_PERIOD":
-                self._hk_timers[sid].set_period(args["period_ms"] / 1000.0, now)
+                timer.set_period(args["period_ms"] / 1000.0, now)   # a new grid: next report a period from now
             else:
                 self._hk_enabled[sid] = name == "HK_ENABLE"
+            # a disabled structure's timer does not run (a runner in simulated time need not wake for it);
+            # enabled again, it resumes on its grid, as if it had run all along without reporting: from the
+            # first slot not before now, unless that slot's report already went (disabled and enabled at it)
+            if self._hk_enabled.get(sid, True):
+                timer.resume(now, self._hk_fired.get(sid))
+            else:
+                timer.cancel()
             return None
         for param, source in cmd.effects.items():
             value = args[source] if isinstance(source, str) and source in args else source
@@ -447,44 +471,79 @@ class UnitModel(Node):
 
     # -- housekeeping ----------------------------------------------------------------------
     def _send_hk(self, pkt: TmPacket, now: float) -> None:
-        if not self.answering(now) or not self._hk_enabled.get(pkt.sid, True):
+        self._hk_fired[pkt.sid] = now
+        if not self.answering(now):   # the timer of a disabled structure is not running (see execute)
             return
         self.stats["hk_sent"] += 1
         self.send(self.tm.packet(pkt, self.hk_values(pkt, now), self.local_time(now)))
 
     def hk_values(self, pkt: TmPacket, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for p in pkt.params:
-            out[p.name] = self.param_value(p, now)
-        return out
+        """The values of one report: each parameter from its source (:meth:`param_source`), in layout order
+        (so the noise draws come in the same order every time)."""
+        plan = self._hk_plans.get(pkt)
+        if plan is None:
+            plan = self._hk_plans[pkt] = [(p.name, self.param_source(p)) for p in pkt.params]
+        return {name: source(now) for name, source in plan}
 
-    def param_value(self, p: Any, now: float) -> Any:
-        if p.name == self.mode_param:
-            return self.mode
-        if p.name.endswith("_TX_DROPS"):
-            return self.stats["tx_overflow"]
-        if p.name.endswith("_TIME_ERR"):
-            return int((self.local_time(now) - now) * 1e6) if self.last_sync is not None else 0
-        if p.name in self.values:
-            return self.values[p.name]
+    def param_value(self, p: Parameter, now: float) -> Any:
+        """The value a report would carry for ``p`` now (one parameter; reports use :meth:`hk_values`)."""
+        return self.param_source(p)(now)
+
+    def param_source(self, p: Parameter) -> Callable[[float], Any]:
+        """Where ``p`` takes its value from: a function of the time, chosen once per parameter.
+
+        :meth:`hk_values` asks once per packet and keeps the answers, so the work of telling parameters
+        apart is not repeated in every report.  A source must therefore read the unit's state when called,
+        never copy it.  Subclasses answer for the parameters they model and hand the rest to this one:
+        the mode, ``<UNIT>_TX_DROPS``, ``<UNIT>_TIME_ERR``, then a value a command's ``effects`` set, then
+        the ``sim`` hints.
+        """
+        name = p.name
+        if name == self.mode_param:
+            return lambda now: self.mode
+        if name.endswith("_TX_DROPS"):
+            return lambda now: self.stats["tx_overflow"]
+        if name.endswith("_TIME_ERR"):
+            return lambda now: int((self.local_time(now) - now) * 1e6) if self.last_sync is not None else 0
         sim = p.sim
-        if "by_mode" in sim and self.mode in sim["by_mode"]:
-            return sim["by_mode"][self.mode]
+        by_mode = dict(sim.get("by_mode") or {})
+        base: Callable[[float], Any] | None = None
+        const: Any = 0
         if "counter" in sim:
-            return int(max(0.0, now - (self.boot_done if self.boot_done != float("inf") else now))
-                       * float(sim["counter"]))
-        if p.enum is not None:
-            return to_eng_scalar(p, min(p.enum.labels))
-        if "nominal" in sim:
-            v = float(sim["nominal"])
+            rate = float(sim["counter"])
+
+            def counter(now: float) -> Any:
+                return int(max(0.0, now - (self.boot_done if self.boot_done != math.inf else now)) * rate)
+            base = counter
+        elif p.enum is not None:
+            const = to_eng_scalar(p, min(p.enum.labels))
+        elif "nominal" in sim:
+            nominal = float(sim["nominal"])
             noise = float(sim.get("noise", 0.0))
-            if noise:
-                v += self.rng.gauss(0.0, noise)
             lim = p.limits
-            if lim is not None:  # a healthy unit stays inside its warning limits
-                if lim.warn_low is not None:
-                    v = max(v, lim.warn_low)
-                if lim.warn_high is not None:
-                    v = min(v, lim.warn_high)
-            return v
-        return 0
+            # a healthy unit stays inside its warning limits
+            low = lim.warn_low if lim is not None else None
+            high = lim.warn_high if lim is not None else None
+
+            def nominal_value(now: float) -> Any:
+                v = nominal
+                if noise:
+                    v += self.rng.gauss(0.0, noise)
+                if low is not None:
+                    v = max(v, low)
+                if high is not None:
+                    v = min(v, high)
+                return v
+            if noise:
+                base = nominal_value
+            else:
+                const = nominal_value(0.0)
+
+        def source(now: float) -> Any:
+            values = self.values
+            if name in values:
+                return values[name]
+            if by_mode and self.mode in by_mode:
+                return by_mode[self.mode]
+            return const if base is None else base(now)
+        return source

@@ -71,6 +71,17 @@ def test_bit_error_rate() -> None:
     assert every == [(0.0, bytes(b ^ 0xFF for b in DATA))]
 
 
+def test_bit_errors_draw_the_same_stream_whether_or_not_a_bit_flips() -> None:
+    # a write is copied only once a bit flips; the draws (one per flipped bit, and one past the end) do not change
+    rare, ref = random.Random(8), random.Random(8)
+    imp = LinkImpairer(rare, ber=1e-7)
+    out = [imp.apply(DATA, 0.0) for _ in range(50)]
+    assert all(r == [(0.0, DATA)] for r in out) and imp.stats["corrupted"] == imp.stats["bit_errors"] == 0
+    for _ in range(50):
+        ref.random()
+    assert rare.random() == ref.random()
+
+
 def test_corrupt_flips_one_bit() -> None:
     imp = LinkImpairer(random.Random(5), corrupt=1.0)
     for r in run(imp, 200):

@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsw.dictionary.loader import package_reader, parse_mission
 from hw_sim.faults import LinkImpairer
@@ -13,6 +15,7 @@ from hw_sim.models.relay import (
     ANOMALISTIC_MONTH_S, DAY, DEFAULT_PLANS, DOWN, HOUR, UP, LightTime, LinkPlan, OrbitGeometry,
     RelayGeometry, RelayLinkModel, kbps,
 )
+from tests.conftest import examples
 
 
 def test_light_time_range_and_period() -> None:
@@ -82,6 +85,42 @@ def test_phases() -> None:
         m.rate("sideways")
     with pytest.raises(ValueError):
         LinkPlan("warp", 1.0, 1.0)
+
+
+def _in_contact_by_geometry(m: RelayLinkModel, t: float) -> bool:
+    """The contact test asked afresh: what the model's remembered answer must always equal."""
+    kind = m.plan.kind
+    if kind in ("none", "umbilical", "dte"):
+        return kind != "none"
+    if kind == "orbit":
+        o = m.orbit
+        return (t - o.aos_s) % o.period_s < o.period_s - o.occultation_s
+    return bool(m.relays.in_view(t))
+
+
+@settings(max_examples=examples(200))
+@given(st.sampled_from(sorted(DEFAULT_PLANS)), st.floats(0.0, 60 * DAY),
+       st.lists(st.tuples(st.integers(0, 3), st.floats(0.0, 3 * HOUR), st.integers(-3, 3)), max_size=40))
+def test_remembered_contact_state_is_the_geometry_at_every_instant(phase: str, start: float, moves: list) -> None:
+    # the model keeps the contact state until shortly before the next window edge: asked at any instant, mission
+    # time included (seconds since the epoch, where a float's step is tens of nanoseconds), at the edges and a
+    # few floats either side of them, and after phase changes, it answers what the geometry says
+    m = RelayLinkModel(phase=phase)
+    t = 226022400.0 + start
+    for kind, dt, ulps in moves:
+        if kind == 0:
+            t += dt
+        elif kind == 1:   # onto a window edge, give or take a few floats
+            edge = m.next_change(t)
+            if math.isfinite(edge):
+                t = edge
+                for _ in range(abs(ulps)):
+                    t = math.nextafter(t, math.inf if ulps > 0 else -math.inf)
+        elif kind == 2:
+            m.set_phase(sorted(DEFAULT_PLANS)[ulps % len(DEFAULT_PLANS)])
+        else:             # time may also be asked out of order
+            t = max(0.0, t - dt)
+        assert m.in_contact(t) == _in_contact_by_geometry(m, t), (m.phase, t)
 
 
 def test_plans_cover_every_mission_phase() -> None:
