@@ -117,12 +117,18 @@ class SpaceLinkOnboard:
         self.frame_errors: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
         self._discard_seen = (0, 0)
+        # next_deadline() remembers its answer while none of its inputs moved (see _changed)
+        self._deadline: float | None = None
+        self._deadline_srev = self._deadline_mrev = -1   # the stores' and the multiplexer's revisions then
+        self._ocf_key: tuple | None = None
+        self._ocf_bytes = b""
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Restore FARM-1's V(R) and Lockout, and the packet stores, from durable state."""
         self._now = now
         self._next_slot = now
+        self._changed()
         if self.state is not None:
             rec = load_record(self.state, self.FARM_RECORD)
             self.farm.restore(rec)
@@ -216,12 +222,19 @@ class SpaceLinkOnboard:
         return self.farm.clcw(no_rf=not self.rf)
 
     def _ocf(self) -> bytes:
-        return self.farm.clcw(no_rf=not self.rf).pack()
+        """The CLCW for the next frame's OCF, packed again only when one of its fields changed."""
+        f = self.farm
+        key = (f.vcid, f.vr, f.lockout, f.wait, f.retransmit, f.farm_b, self.rf)
+        if key != self._ocf_key:
+            self._ocf_bytes = f.clcw(no_rf=not self.rf).pack()
+            self._ocf_key = key
+        return self._ocf_bytes
 
     # -- downlink -------------------------------------------------------------------------------
     def send_packet(self, packet: bytes, now: float, realtime: bool = True) -> None:
         """A telemetry packet for the ground.  Stored always; sent live too when ``realtime`` and RF is up."""
         self._now = now
+        self._changed()
         live = realtime and self.rf
         ref = None
         if self.storage is not None:
@@ -257,6 +270,7 @@ class SpaceLinkOnboard:
             return
         self.rf = available
         self._now = now
+        self._changed()
         self._dirty(now)
         if available:
             self._next_slot = max(self._next_slot, now)
@@ -278,6 +292,7 @@ class SpaceLinkOnboard:
 
     def set_playback(self, on: bool) -> None:
         self.playback = bool(on)
+        self._changed()
 
     def set_farm_window(self, w: int) -> None:
         from .farm1 import check_window
@@ -294,29 +309,59 @@ class SpaceLinkOnboard:
             return True
         return bool(self.playback and self.storage is not None and self.storage.has_playback())
 
-    def _frame_due(self) -> float:
-        """When the runner should wake for the next frame."""
-        if self._has_data():
-            return self._next_slot - self.cfg.burst_s
+    def _idle_due(self) -> float:
+        """When the next frame is due with nothing to send: the CLCW's time."""
         t = self._last_frame + self.cfg.clcw_interval_s
         if self._clcw_dirty:
             t = min(t, self._dirty_at + self.cfg.clcw_prompt_s)
         return max(t, self._next_slot)
+
+    def _frame_due(self) -> float:
+        """When the runner should wake for the next frame."""
+        if self._has_data():
+            return self._next_slot - self.cfg.burst_s
+        return self._idle_due()
 
     def _dirty(self, now: float) -> None:
         """The CLCW changed: a frame should carry it soon."""
         if not self._clcw_dirty:
             self._clcw_dirty = True
             self._dirty_at = now
+            self._changed()
+
+    def _changed(self) -> None:
+        """Something next_deadline() reads changed here (RF, the real-time queue, playback, the frame clock).
+
+        Changes in the stores and in the multiplexer are seen through their own
+        revision counters, so commands acting on the stores directly are covered.
+        """
+        self._deadline = None
 
     def next_deadline(self) -> float:
+        """The next frame or store deadline; remembered until something it depends on changes.
+
+        Recomputing it while nothing changed would give the same time and change
+        nothing (the stores' queries are idempotent), so the cache is exact.
+        """
+        st = self.storage
+        srev = st.revision if st is not None else 0
+        mrev = self.mux.revision
+        t = self._deadline
+        if t is not None and srev == self._deadline_srev and mrev == self._deadline_mrev:
+            return t
         t = self._frame_due() if self.rf else math.inf
-        if self.storage is not None:
-            t = min(t, self.storage.next_deadline())
+        if st is not None:
+            d = st.next_deadline()
+            if d < t:
+                t = d
+        self._deadline = t
+        self._deadline_srev = srev
+        self._deadline_mrev = mrev
         return t
 
     def run_due(self, now: float) -> None:
         self._now = now
+        self._changed()
         if self.storage is not None:
             self.storage.run_due(now)
             self._events.extend(self.storage.take_events())
@@ -326,20 +371,25 @@ class SpaceLinkOnboard:
         horizon = now + self.cfg.burst_s
         if self._next_slot < now:
             self._next_slot = now  # the line was idle: no catching up
+        n = 0
+        out = self._out
+        mux = self.mux
         while True:
             if self._has_data():
                 if self._next_slot > horizon:
                     break
-            elif self._frame_due() > now:
+            elif self._idle_due() > now:
                 break
-            frame = self.mux.next_frame()
+            frame = mux.next_frame()
             if frame is None:
                 break
-            self._out.append(cadu(frame))
-            self.counters["frames"] += 1
+            out.append(cadu(frame))
+            n += 1
             self._last_frame = self._next_slot
             self._next_slot += ft
             self._clcw_dirty = False
+        if n:
+            self.counters["frames"] += n
 
     def take_output(self) -> list[bytes]:
         out = self._out

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Iterator
 
 from ..protocol.crc import crc16
-from .state import StateStore, load_record, save_record
+from .state import StateStore, load_record, seal_json
 
 STOP: Final = "stop"
 OVERWRITE: Final = "overwrite"
@@ -165,14 +165,28 @@ def _unseal_log(raw: bytes | None) -> tuple[list[tuple[int, bytes]], list[int]] 
     return entries, tombs
 
 
+def _unchanged() -> None:
+    pass
+
+
 class PacketStore:
-    """One packet store.  Use it through :class:`StorageManager`."""
+    """One packet store.  Use it through :class:`StorageManager`.
+
+    ``on_change()`` is called after every change that can alter what the
+    store's queries answer (:meth:`has_playback`, :meth:`next_expiry`): an
+    entry added or deleted, sent or unsent, a queue or the sent FIFO grown,
+    or an item taken out of them other than by those queries' own trimming.
+    The manager counts these calls (:attr:`StorageManager.revision`) to know
+    when an answer it remembers still holds.
+    """
 
     COUNTERS: Final = ("stored", "rejected_full", "refused_disabled", "overwritten", "acked", "deleted",
                        "played", "realtime", "resent", "requested", "not_held", "lost_on_restore")
 
-    def __init__(self, cfg: StoreConfig, state: StateStore | None, key_prefix: str) -> None:
+    def __init__(self, cfg: StoreConfig, state: StateStore | None, key_prefix: str,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
+        self._changed = on_change or _unchanged
         self.state = state
         self.prefix = f"{key_prefix}/{cfg.store_id}"
         self.enabled = True
@@ -220,17 +234,20 @@ class PacketStore:
         e.state = SENT
         e.sent_at = now
         self.sent_fifo.append((now, e.ssn))
+        self._changed()
 
     def _mark_unsent(self, e: Entry) -> None:
         if e.state == SENT:
             self.n_sent -= 1
         e.state = UNSENT
         e.sent_at = -math.inf
+        self._changed()
 
     def fill(self) -> float:
         return self.used / self.cfg.capacity
 
     def has_playback(self) -> bool:
+        """Anything to play back; drops the stale heads of the queues (not a change: see the class)."""
         self._trim(self.retx)
         self._trim(self.fresh)
         return bool(self.retx or self.fresh)
@@ -275,6 +292,7 @@ class PacketStore:
             self.counters["realtime"] += 1
         else:
             self.fresh.append(ssn)
+            self._changed()
         return ssn
 
     def _full_event(self, events: list) -> None:
@@ -305,18 +323,21 @@ class PacketStore:
         self._meta_dirty = True
         if self.full and counter != "overwritten" and self.used < FULL_HYSTERESIS * self.cfg.capacity:
             self.full = False
+        self._changed()
 
     # -- playback -----------------------------------------------------------------------------------
     def take(self, now: float) -> Entry | None:
-        for q, resend in ((self.retx, True), (self.fresh, False)):
-            self._trim(q)
+        """The next packet to play back (retransmissions first), marked sent; None if nothing."""
+        for q in (self.retx, self.fresh):
             if q:
-                e = self.entries[q.popleft()]
-                self._mark_sent(e, now)
-                self.counters["played"] += 1
-                if resend:
-                    self.counters["resent"] += 1
-                return e
+                self._trim(q)
+                if q:
+                    e = self.entries[q.popleft()]
+                    self._mark_sent(e, now)
+                    self.counters["played"] += 1
+                    if q is self.retx:
+                        self.counters["resent"] += 1
+                    return e
         return None
 
     def requeue(self, ssn: int, front: bool = True) -> bool:
@@ -329,12 +350,15 @@ class PacketStore:
         elif front:
             # waiting already: move it ahead of the fresh data (a stale copy left in ``fresh`` is skipped)
             self.retx.append(ssn)
+            self._changed()
         return True
 
     def expire(self, now: float, timeout: float) -> int:
         """Send again what was sent ``timeout`` ago and never acknowledged."""
         n = 0
         fifo = self.sent_fifo
+        if not fifo or fifo[0][0] + timeout > now:
+            return 0
         while fifo and fifo[0][0] + timeout <= now:
             t, ssn = fifo.popleft()
             e = self.entries.get(ssn)
@@ -342,9 +366,11 @@ class PacketStore:
                 self._mark_unsent(e)
                 self.retx.append(ssn)
                 n += 1
+        self._changed()
         return n
 
     def next_expiry(self, timeout: float) -> float:
+        """When the oldest packet sent and not acknowledged times out; drops the stale head of the FIFO."""
         fifo = self.sent_fifo
         while fifo:
             t, ssn = fifo[0]
@@ -357,11 +383,14 @@ class PacketStore:
     # -- ground requests ---------------------------------------------------------------------------
     def matching(self, apid: int, first: int, last: int, t_from: int, t_to: int) -> Iterator[Entry]:
         count = ((last - first) & 0x3FFF) + 1
+        get = self.by_key.get
         for i in range(count):
-            for ssn in list(self.by_key.get((apid, (first + i) & 0x3FFF), ())):
-                e = self.entries[ssn]
-                if t_from <= e.cuc <= t_to:
-                    yield e
+            ssns = get((apid, (first + i) & 0x3FFF))
+            if ssns:
+                for ssn in list(ssns):
+                    e = self.entries[ssn]
+                    if t_from <= e.cuc <= t_to:
+                        yield e
 
     # -- persistence ----------------------------------------------------------------------------------
     def _key(self, n: int) -> str:
@@ -409,13 +438,24 @@ class PacketStore:
         else:
             self.state.save(key, b"")
 
+    def meta(self) -> dict[str, Any]:
+        """The meta record (what :meth:`restore` reads first)."""
+        return {"v": 1, "first_log": self.first_log, "next_log": self.next_log, "next_ssn": self.next_ssn,
+                "floor": self.floor, "enabled": self.enabled,
+                "counters": {k: int(self.counters[k]) for k in self.COUNTERS}}
+
+    #: :meth:`meta` as JSON text, sorted keys, no spaces (what :func:`~fsw.core.state.seal` writes), fast
+    _META_JSON: Final = ('{"counters":{' + ",".join(f'"{k}":%d' for k in sorted(COUNTERS)) + '},'
+                         '"enabled":%s,"first_log":%d,"floor":%d,"next_log":%d,"next_ssn":%d,"v":1}')
+    _COUNTERS_SORTED: Final = tuple(sorted(COUNTERS))
+
     def _save_meta(self) -> None:
+        """Write the meta record; at every flush, so encoded by hand (a test checks it against json.dumps)."""
         assert self.state is not None
-        save_record(self.state, f"{self.prefix}/m", {
-            "v": 1, "first_log": self.first_log, "next_log": self.next_log, "next_ssn": self.next_ssn,
-            "floor": self.floor, "enabled": self.enabled,
-            "counters": {k: int(v) for k, v in self.counters.items()},
-        })
+        c = self.counters
+        text = self._META_JSON % (*[c[k] for k in self._COUNTERS_SORTED], "true" if self.enabled else "false",
+                                  self.first_log, self.floor, self.next_log, self.next_ssn)
+        self.state.save(f"{self.prefix}/m", seal_json(text.encode()))
         self._meta_dirty = False
 
     def restore(self, events: list) -> int:
@@ -474,11 +514,21 @@ class PacketStore:
             events.append(("STORE_RESTORED", {"STORE": self.cfg.store_id, "STORE_PACKETS": len(self.entries),
                                               "STORE_LOST_RECORDS": lost_records}))
         self._meta_dirty = True
+        self._changed()
         return len(self.entries)
 
 
 class StorageManager:
-    """All packet stores of the lander, their playback order and the ground's PUS-15 requests."""
+    """All packet stores of the lander, their playback order and the ground's PUS-15 requests.
+
+    :meth:`next_deadline` and :meth:`has_playback` are asked at every round
+    of a runner and remember their answer until :attr:`revision` moves.
+    Every change they depend on moves it: a store's ``on_change`` (see
+    :class:`PacketStore`), a stored packet, a flush, a restore.  Both
+    queries are idempotent (their only side effect, dropping stale heads,
+    leaves nothing for an immediate second call to drop), so skipping a call
+    while nothing changed is exactly the same as making it.
+    """
 
     def __init__(self, stores: Iterable[StoreConfig], state: StateStore | None = None,
                  router: Router | None = None, ack_timeout_s: float = 300.0, flush_interval_s: float = 1.0,
@@ -491,7 +541,14 @@ class StorageManager:
             raise ValueError(f"store ids repeat: {ids}")
         if not ack_timeout_s > 0:
             raise ValueError("ack_timeout_s must be positive")
-        self.stores: dict[int, PacketStore] = {c.store_id: PacketStore(c, state, key_prefix) for c in cfgs}
+        #: moves at every change that may alter next_deadline() or has_playback() (see the class)
+        self.revision = 0
+        self._deadline_rev = -1
+        self._oldest_sent = math.inf
+        self._playback_rev = -1
+        self._playback = False
+        self.stores: dict[int, PacketStore] = {c.store_id: PacketStore(c, state, key_prefix, self._touch)
+                                               for c in cfgs}
         self._order = sorted(self.stores.values(), key=lambda s: (s.cfg.priority, s.cfg.store_id))
         default = self._order[-1].cfg.store_id
         self.router: Router = router or (lambda apid, svc, sub: default)
@@ -514,6 +571,9 @@ class StorageManager:
     def _targets(self, store_id: int) -> list[PacketStore]:
         return list(self._order) if store_id == 0 else [self.store(store_id)]
 
+    def _touch(self) -> None:
+        self.revision += 1
+
     # -- life cycle ----------------------------------------------------------------------------------
     def restore(self, now: float) -> int:
         """Reload every store from the state store.  Done once: at start-up, or before the first packet."""
@@ -524,23 +584,32 @@ class StorageManager:
         for s in self._order:
             total += s.restore(self._events)
         self._last_flush = now
+        self.revision += 1
         return total
 
     def next_deadline(self) -> float:
-        t = math.inf
-        if self.state is not None and self._since_flush:
-            t = self._last_flush + self.flush_interval_s
-        timeout = self.ack_timeout_s
-        for s in self._order:
-            if s.sent_fifo:   # (asked at every step of a runner: skip the stores with nothing in flight)
-                e = s.next_expiry(timeout)
-                if e < t:
-                    t = e
+        """The next flush or acknowledgement time-out.  Cheap while nothing changed (see the class)."""
+        if self._deadline_rev != self.revision:
+            t = math.inf
+            for s in self._order:
+                if s.sent_fifo:
+                    e = s.next_expiry(0.0)
+                    if e < t:
+                        t = e
+            self._oldest_sent = t
+            self._deadline_rev = self.revision
+        # (x -> x + timeout is monotonic in floating point: the same as the earliest of each store's expiry)
+        t = self._oldest_sent + self.ack_timeout_s
+        if self._since_flush and self.state is not None:
+            f = self._last_flush + self.flush_interval_s
+            if f < t:
+                t = f
         return t
 
     def run_due(self, now: float) -> None:
         for s in self._order:
-            s.expire(now, self.ack_timeout_s)
+            if s.sent_fifo:
+                s.expire(now, self.ack_timeout_s)
         if self._since_flush and now >= self._last_flush + self.flush_interval_s:
             self.flush(now)
 
@@ -549,6 +618,7 @@ class StorageManager:
             s.flush()
         self._last_flush = now
         self._since_flush = 0
+        self.revision += 1
 
     def take_events(self) -> list[tuple[str, dict[str, Any]]]:
         out = self._events
@@ -568,23 +638,30 @@ class StorageManager:
         ssn = self.stores[sid].add(packet, keys, now, sent, self._events)
         if ssn is None:
             return None
-        self._since_flush += 1
+        self._since_flush += 1     # (add() moved the revision, which next_deadline()'s callers rely on)
         if self._since_flush >= self.flush_every:
             self.flush(now)
         return sid, ssn
 
     def has_playback(self) -> bool:
-        for s in self._order:   # asked at every step of a runner: skip the stores with empty queues first
-            if (s.retx or s.fresh) and s.has_playback():
-                return True
-        return False
+        """Any store has something to play back.  Cheap while nothing changed (see the class)."""
+        if self._playback_rev != self.revision:
+            found = False
+            for s in self._order:   # (skips the stores with empty queues first)
+                if (s.retx or s.fresh) and s.has_playback():
+                    found = True
+                    break
+            self._playback = found
+            self._playback_rev = self.revision
+        return self._playback
 
     def next_playback(self, now: float) -> bytes | None:
         """The next packet to play back (highest-priority store first), marked sent; None if nothing."""
         for s in self._order:
-            e = s.take(now)
-            if e is not None:
-                return e.data
+            if s.retx or s.fresh:
+                e = s.take(now)
+                if e is not None:
+                    return e.data
         return None
 
     def next_playback_entry(self, now: float) -> tuple[int, Entry] | None:

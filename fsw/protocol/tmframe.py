@@ -36,7 +36,7 @@ from typing import Callable, Final, Iterable
 
 import construct as cs
 
-from .crc import _crc_fun
+from .crc import CRC_TABLE, _crc_c
 from .errors import DecodeError, LocalProtocolError
 from .framing import ASM, ASM_LEN, Dropped
 from .spacepacket import IDLE_APID, PRIMARY_HEADER_LEN
@@ -94,6 +94,7 @@ CLCW_FORMAT = cs.BitStruct(
 
 _TM_HDR = struct.Struct(">HBBH")
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 
 
 class TmDropReason:
@@ -160,19 +161,31 @@ class Clcw:
         return r
 
 
+#: parsed CLCWs by their word (a Clcw is immutable; every frame carries one, and they repeat)
+_CLCW_CACHE: dict[int, Clcw] = {}
+_CLCW_CACHE_MAX: Final = 1024
+
+
 def parse_clcw(data: bytes | bytearray | memoryview) -> Clcw | DecodeError:
     """A CLCW from 4 octets; a type-1 word or a non-zero version comes back as an error value."""
     if len(data) != OCF_LEN:
         return DecodeError("length", f"a CLCW is 4 octets, got {len(data)}")
     w = _U32.unpack_from(data)[0]
+    c = _CLCW_CACHE.get(w)
+    if c is not None:
+        return c
     if w >> 31:
         return DecodeError("type", "control word type 1 is not a CLCW")
     if (w >> 29) & 3:
         return DecodeError("version", f"CLCW version {(w >> 29) & 3}, expected 0")
-    return Clcw(vcid=(w >> 18) & 0x3F, report_value=w & 0xFF, lockout=bool((w >> 13) & 1),
-                wait=bool((w >> 12) & 1), retransmit=bool((w >> 11) & 1), farm_b=(w >> 9) & 3,
-                no_rf=bool((w >> 15) & 1), no_bitlock=bool((w >> 14) & 1), status=(w >> 26) & 7,
-                cop_in_effect=(w >> 24) & 3)
+    c = Clcw(vcid=(w >> 18) & 0x3F, report_value=w & 0xFF, lockout=bool((w >> 13) & 1),
+             wait=bool((w >> 12) & 1), retransmit=bool((w >> 11) & 1), farm_b=(w >> 9) & 3,
+             no_rf=bool((w >> 15) & 1), no_bitlock=bool((w >> 14) & 1), status=(w >> 26) & 7,
+             cop_in_effect=(w >> 24) & 3)
+    if len(_CLCW_CACHE) >= _CLCW_CACHE_MAX:
+        _CLCW_CACHE.clear()
+    _CLCW_CACHE[w] = c
+    return c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,12 +246,20 @@ def pack_tm_frame(cfg: TmFrameConfig, vcid: int, mc_count: int, vc_count: int, f
         raise LocalProtocolError(f"first header pointer {fhp} outside 0..2047")
     if cfg.ocf != (ocf is not None) or (ocf is not None and len(ocf) != OCF_LEN):
         raise LocalProtocolError("the OCF must be 4 octets when the channel has an OCF, absent otherwise")
-    head = _TM_HDR.pack((cfg.scid << 4) | (vcid << 1) | int(cfg.ocf), mc_count & 0xFF, vc_count & 0xFF,
-                        0x1800 | fhp)
-    body = head + bytes(data) + (ocf or b"")
-    if cfg.fecf:
-        return body + _crc_fun(body).to_bytes(2, "big")
-    return body
+    return _build_tm_frame((cfg.scid << 4) | (vcid << 1) | int(cfg.ocf), mc_count, vc_count, fhp, data, ocf,
+                           cfg.fecf)
+
+
+def _build_tm_frame(w0: int, mc_count: int, vc_count: int, fhp: int, data: bytes | bytearray,
+                    ocf: bytes | None, fecf: bool) -> bytes:
+    """:func:`pack_tm_frame` without the checks; ``w0`` is the first 16 bits of the header."""
+    head = _TM_HDR.pack(w0, mc_count & 0xFF, vc_count & 0xFF, 0x1800 | fhp)
+    if not fecf:
+        return b"".join((head, data, ocf or b""))
+    crc = _crc_c(data, _crc_c(head, 0xFFFF, CRC_TABLE), CRC_TABLE)
+    if ocf:
+        crc = _crc_c(ocf, crc, CRC_TABLE)
+    return b"".join((head, data, ocf or b"", _U16.pack(crc)))
 
 
 def parse_tm_frame(data: bytes | bytearray | memoryview, cfg: TmFrameConfig) -> TmFrame | DecodeError:
@@ -246,7 +267,7 @@ def parse_tm_frame(data: bytes | bytearray | memoryview, cfg: TmFrameConfig) -> 
     n = len(data)
     if n != cfg.frame_len:
         return DecodeError(TmDropReason.TRUNCATED, f"TM frame of {n} octets, expected {cfg.frame_len}")
-    if cfg.fecf and _crc_fun(memoryview(data)[:-2]) != ((data[-2] << 8) | data[-1]):
+    if cfg.fecf and _crc_c(memoryview(data)[:-2], 0xFFFF, CRC_TABLE) != ((data[-2] << 8) | data[-1]):
         return DecodeError(TmDropReason.FECF, "frame error control field does not match")
     w0, mc, vc, status = _TM_HDR.unpack_from(data)
     if w0 >> 14:
@@ -513,11 +534,14 @@ class TmMultiplexer:
     """Fills fixed-length frames from per-channel packet queues, by channel priority.
 
     ``next_frame()`` builds the next frame (bytes, without the ASM) for the
-    highest-priority channel with data (a lower ``priority`` number wins;
-    ties by channel id), cutting packets across frames and filling the rest
+    highest-priority channel with data, queued or from its feeder (a lower
+    ``priority`` number wins; ties by channel id), cutting packets across frames and filling the rest
     of a frame with an idle packet.  With nothing to send it returns an idle
     frame on :data:`VC_IDLE` if ``idle_frames`` is true, else ``None``.  The
     OCF of every frame comes from ``ocf_source()`` (the current CLCW).
+
+    :attr:`revision` moves whenever a queue or a frame changes what
+    :meth:`has_data` may answer, so a caller can remember that answer.
     """
 
     def __init__(self, cfg: TmFrameConfig, channels: Iterable[tuple[int, int]] = ((VC_REALTIME, 0), (VC_PLAYBACK, 1)),
@@ -539,8 +563,10 @@ class TmMultiplexer:
         self.idle = VirtualChannel(idle_vcid, 1 << 30)
         self.mc_count = 0
         self.frames = 0
+        self.revision = 0
         self._data_len = cfg.data_len
         self._idle_data = bytes([IDLE_FILL]) * cfg.data_len
+        self._idle_packets: dict[int, bytes] = {}   # length -> idle packet filling the end of a frame
 
     def set_feeder(self, vcid: int, feeder: Feeder | None) -> None:
         self.channels[vcid].feeder = feeder
@@ -555,6 +581,7 @@ class TmMultiplexer:
             return False
         ch.queue.append(packet)
         ch.queued_bytes += len(packet)
+        self.revision += 1
         return True
 
     def pop_oldest(self, vcid: int) -> bytes | None:
@@ -564,18 +591,24 @@ class TmMultiplexer:
             return None
         p = ch.queue.popleft()
         ch.queued_bytes -= len(p)
+        self.revision += 1
         return p
 
     def has_data(self, vcid: int | None = None) -> bool:
         if vcid is not None:
             return self.channels[vcid].has_data()
-        return any(c.has_data() for c in self._order)
+        for c in self._order:   # (VirtualChannel.has_data, inline: asked at every round of a runner)
+            if c.queue or (c.partial is not None and not c.partial_idle):
+                return True
+        return False
 
     def next_frame(self) -> bytes | None:
+        # by priority, counting what each channel's feeder has ready: a packet of a lower channel cut across
+        # frames waits while a higher channel has data, queued or in its feeder (the real-time channel is fed
+        # from the live queue, playback from the stores)
         for ch in self._order:
             if ch.has_data():
                 return self._frame_for(ch)
-        for ch in self._order:
             if ch.feeder is not None:
                 p = ch.feeder(self._data_len)
                 if p is not None:
@@ -593,48 +626,73 @@ class TmMultiplexer:
         return f
 
     def _emit(self, ch: VirtualChannel, fhp: int, data: bytes | bytearray) -> bytes:
-        ocf = self.ocf_source() if self.cfg.ocf else None  # type: ignore[misc]
-        f = pack_tm_frame(self.cfg, ch.vcid, self.mc_count, ch.vc_count, fhp, data, ocf)
+        # (the data field is exactly data_len octets and the channel ids were checked: pack_tm_frame's checks
+        # that remain are the OCF's)
+        cfg = self.cfg
+        ocf = None
+        if cfg.ocf:
+            ocf = self.ocf_source()  # type: ignore[misc]
+            if len(ocf) != OCF_LEN:
+                raise LocalProtocolError(f"the OCF must be {OCF_LEN} octets, ocf_source gave {len(ocf)}")
+        f = _build_tm_frame((cfg.scid << 4) | (ch.vcid << 1) | int(cfg.ocf), self.mc_count, ch.vc_count, fhp,
+                            data, ocf, cfg.fecf)
         self.mc_count = (self.mc_count + 1) & 0xFF
         ch.vc_count = (ch.vc_count + 1) & 0xFF
         ch.frames += 1
         self.frames += 1
+        self.revision += 1
         return f
+
+    def _idle_packet(self, length: int) -> bytes:
+        p = self._idle_packets.get(length)
+        if p is None:
+            p = self._idle_packets[length] = idle_packet(length)
+        return p
 
     def _frame_for(self, ch: VirtualChannel) -> bytes:
         room = self._data_len
-        data = bytearray()
+        parts: list[bytes | memoryview] = []
+        n = 0
         fhp = FHP_NO_PACKET
-        if ch.partial is not None:
-            take = ch.partial[:room]
-            data += take
-            rest = ch.partial[len(take):]
-            ch.partial = rest if len(rest) else None
-            ch.partial_idle = ch.partial_idle and ch.partial is not None
-        while len(data) < room:
-            space = room - len(data)
-            if not ch.queue and ch.feeder is not None:
+        partial = ch.partial
+        if partial is not None:
+            if len(partial) > room:
+                parts.append(partial[:room])
+                ch.partial = partial[room:]
+                n = room
+            else:
+                parts.append(partial)
+                n = len(partial)
+                ch.partial = None
+                ch.partial_idle = False
+        queue = ch.queue
+        while n < room:
+            space = room - n
+            if not queue and ch.feeder is not None:
                 p = ch.feeder(space)
                 if p is not None:
-                    ch.queue.append(p)
+                    queue.append(p)
                     ch.queued_bytes += len(p)
-            is_idle = not ch.queue
+            is_idle = not queue
             if not is_idle:
-                p = ch.queue.popleft()
+                p = queue.popleft()
                 ch.queued_bytes -= len(p)
                 ch.packets += 1
             else:
-                p = idle_packet(max(space, MIN_IDLE_PACKET))
+                p = self._idle_packet(max(space, MIN_IDLE_PACKET))
                 ch.idle_octets += min(space, len(p))
             if fhp == FHP_NO_PACKET:
-                fhp = len(data)
+                fhp = n
             if len(p) <= space:
-                data += p
+                parts.append(p)
+                n += len(p)
             else:
-                data += p[:space]
-                ch.partial = memoryview(p)[space:]
+                mv = memoryview(p)
+                parts.append(mv[:space])
+                ch.partial = mv[space:]
                 ch.partial_idle = is_idle
-        return self._emit(ch, fhp, data)
+                n = room
+        return self._emit(ch, fhp, b"".join(parts))
 
     def stats(self) -> dict[str, int]:
         d = {"frames": self.frames, "idle_frames": self.idle.frames}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from fsw.core.state import CrashNow, MemoryStore
+from fsw.core.state import CrashNow, MemoryStore, seal, seal_json, unseal
 from fsw.core.storage import (
     OVERWRITE, STOP, StorageManager, StoreConfig, default_stores, dictionary_router, packet_keys,
 )
 from fsw.dictionary.loader import package_reader, parse_mission
+from fsw.protocol.crc import crc16
 from fsw.protocol.pus import PusTm
 from tests.conftest import examples
 
@@ -366,6 +369,128 @@ class StoreWithRestarts(RuleBasedStateMachine):
 
 StoreWithRestarts.TestCase.settings = settings(max_examples=examples(50), stateful_step_count=25, deadline=None)
 TestStoreWithRestarts = StoreWithRestarts.TestCase
+
+
+def recomputing(m: StorageManager) -> StorageManager:
+    """``m`` with its remembered answers forgotten: its next query computes afresh, as before the caches."""
+    m.revision += 1
+    return m
+
+
+def store_view(m: StorageManager) -> list:
+    """Everything the queries read or trim, store by store."""
+    return [(list(s.retx), list(s.fresh), list(s.sent_fifo), s.n_sent,
+             [(e.ssn, e.state, e.sent_at) for e in s.entries.values()]) for s in m._order]
+
+
+class CachedQueries(RuleBasedStateMachine):
+    """next_deadline() and has_playback() remember their answers: two managers get the same calls, one
+    answers from its caches, the other computes every answer afresh (as before the caches).  They must
+    agree at every query -- the deadline is never late, nor early -- and hold the same queues: the stale
+    heads a query drops are the same, also when a stale copy becomes valid again (a packet sent, sent back
+    to its queue and sent again in one instant).  Each step may be followed by a query (``q``), or not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        kw = dict(hk_cap=600, sci_cap=800, ack_timeout_s=30.0, flush_interval_s=2.0, flush_every=9)
+        self.a = manager(MemoryStore(), **kw)
+        self.b = manager(MemoryStore(), **kw)
+        self.now = 0.0
+        self.seq = 0
+
+    def both(self, call, q: bool) -> None:
+        assert call(self.a) == call(self.b)
+        if q:
+            self.query()
+
+    @rule(n=st.integers(1, 3), science=st.booleans(), sent=st.booleans(), q=st.booleans())
+    def store(self, n: int, science: bool, sent: bool, q: bool) -> None:
+        for _ in range(n):
+            p = pkt(0x23 if science else 0x10, self.seq, float(self.seq), svc=130 if science else 3)
+            self.seq += 1
+            self.both(lambda m: m.store_packet(p, self.now, sent=sent), q)
+
+    @rule(dt=st.sampled_from([0.0, 0.0, 0.5, 3.0, 31.0]))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+
+    @rule(k=st.integers(1, 3), q=st.booleans())
+    def play(self, k: int, q: bool) -> None:
+        for _ in range(k):
+            self.both(lambda m: m.next_playback(self.now), q)
+
+    @rule(q=st.booleans())
+    def run_due(self, q: bool) -> None:
+        self.both(lambda m: m.run_due(self.now), q)
+
+    @rule(q=st.booleans())
+    def flush(self, q: bool) -> None:
+        self.both(lambda m: m.flush(self.now), q)
+
+    @rule(data=st.data(), how=st.sampled_from(["ack", "retransmit"]), q=st.booleans())
+    def ground_range(self, data: st.DataObject, how: str, q: bool) -> None:
+        if not self.seq:
+            return
+        a = data.draw(st.integers(0, self.seq - 1))
+        b = data.draw(st.integers(a, min(self.seq - 1, a + 6)))
+        apid = data.draw(st.sampled_from([0x10, 0x23]))
+        self.both(lambda m: getattr(m, how)(0, apid, a, b, float(a), float(b)), q)
+
+    @rule(data=st.data(), q=st.booleans())
+    def requeue(self, data: st.DataObject, q: bool) -> None:
+        sid = data.draw(st.sampled_from([HK, SCI]))
+        ssns = sorted(self.a.store(sid).entries)
+        if ssns:
+            ssn = data.draw(st.sampled_from(ssns))
+            self.both(lambda m: m.requeue(sid, ssn), q)
+
+    @rule(t=st.floats(0.0, 60.0), delete=st.booleans(), q=st.booleans())
+    def by_time(self, t: float, delete: bool, q: bool) -> None:
+        if delete:
+            self.both(lambda m: m.delete_up_to(0, t), q)
+        else:
+            self.both(lambda m: m.retrieve_time(0, 0.0, t), q)
+
+    @rule(window=st.sampled_from([0.0, 1.0, 10.0]), q=st.booleans())
+    def rf_lost(self, window: float, q: bool) -> None:
+        self.both(lambda m: m.rf_lost(self.now, window), q)
+
+    @rule()
+    def query(self) -> None:
+        assert self.a.next_deadline() == recomputing(self.b).next_deadline()
+        assert self.a.has_playback() == recomputing(self.b).has_playback()
+
+    @invariant()
+    def same_stores(self) -> None:
+        assert store_view(self.a) == store_view(self.b)
+
+
+CachedQueries.TestCase.settings = settings(max_examples=examples(150), stateful_step_count=40, deadline=None)
+TestCachedQueries = CachedQueries.TestCase
+
+
+class TestMetaRecord:
+    def test_the_hand_encoded_meta_record_is_the_sealed_json(self) -> None:
+        state = MemoryStore()
+        m = manager(state, hk_cap=400)
+        for i in range(40):
+            m.store_packet(pkt(0x10, i, float(i)), 0.0, sent=i % 3 == 0)
+        drain(m)
+        m.ack(0, 0x10, 3, 9, 0.0, 100.0)
+        m.retransmit(0, 0x10, 30, 35, 0.0, 100.0)
+        m.enable(SCI, False)
+        m.flush(1.0)
+        for sid, s in m.stores.items():
+            assert state.data[f"pus15/{sid}/m"] == seal(s.meta())
+        assert m.store(HK).meta()["counters"]["overwritten"] > 0 and not m.store(SCI).meta()["enabled"]
+
+    @given(st.lists(st.integers(0, 2**40), max_size=30))
+    def test_seal_json_frames_like_seal(self, values: list[int]) -> None:
+        obj = {"b": values, "a": {"y": 1, "x": True}}
+        body = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+        head = b"LPE1" + len(body).to_bytes(4, "big")
+        assert seal_json(body) == seal(obj) == head + body + crc16(head + body).to_bytes(2, "big")
+        assert unseal(seal(obj)) == obj
 
 
 class TestDictionary:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacepackets.ccsds.tm_frame import TmTransferFrame
 
+from fsw.protocol.crc import crc16
 from fsw.protocol.errors import DecodeError, LocalProtocolError
 from fsw.protocol.framing import ASM, Dropped
 from fsw.protocol.pus import PusTm
@@ -73,6 +75,16 @@ class TestLayouts:
         assert (bool(p.lockout), bool(p.wait), bool(p.retransmit), p.farm_b, p.report_value) == (
             c.lockout, c.wait, c.retransmit, c.farm_b, c.report_value)
         assert (bool(p.no_rf), bool(p.no_bitlock)) == (c.no_rf, c.no_bitlock)
+
+    def test_parsed_clcws_are_shared_and_errors_are_not_remembered(self) -> None:
+        c = Clcw(3, 200, lockout=True, farm_b=2)
+        assert parse_clcw(c.pack()) == c and parse_clcw(bytearray(c.pack())) is parse_clcw(c.pack())
+        assert isinstance(parse_clcw(b"\x80\0\0\0"), DecodeError)
+        assert isinstance(parse_clcw(b"\x80\0\0\0"), DecodeError)   # errors are values made afresh
+        for rv in range(256):
+            for fb in range(4):
+                for w in range(2):
+                    assert parse_clcw(Clcw(1, rv, farm_b=fb, wait=bool(w)).pack()).report_value == rv
 
     def test_clcw_bad_values(self) -> None:
         assert isinstance(parse_clcw(b"\x80\0\0\0"), DecodeError)        # control word type 1
@@ -179,6 +191,33 @@ class TestMultiplexer:
             if f.vcid == 1:
                 got += r.feed(f)
         assert got == src
+
+    @settings(max_examples=examples(100))
+    @given(st.lists(st.tuples(st.sampled_from(["queue0", "queue1", "pop", "frame"]), st.integers(0, 120)),
+                    max_size=40), st.booleans(), st.booleans())
+    def test_frames_are_packed_as_by_pack_tm_frame_and_revision_tracks_has_data(
+            self, ops: list[tuple[str, int]], ocf: bool, fecf: bool) -> None:
+        """The multiplexer's own frame builder writes what pack_tm_frame (and the header layout) says, and
+        :attr:`revision` moves at least whenever has_data() may change (callers remember that answer)."""
+        cfg = TmFrameConfig(frame_len=64, ocf=ocf, fecf=fecf)
+        mux = TmMultiplexer(cfg, ocf_source=(lambda: CLCW0) if ocf else None)
+        for i, (op, n) in enumerate(ops):
+            rev, had = mux.revision, mux.has_data()
+            if op.startswith("queue"):
+                mux.queue(int(op[-1]), _pkt(i, n))
+            elif op == "pop":
+                mux.pop_oldest(0)
+            else:
+                raw = mux.next_frame()
+                f = parse_tm_frame(raw, cfg)
+                assert isinstance(f, TmFrame)
+                assert raw == pack_tm_frame(cfg, f.vcid, f.mc_count, f.vc_count, f.fhp, f.data, f.ocf)
+                head = struct.pack(">HBBH", (cfg.scid << 4) | (f.vcid << 1) | ocf, f.mc_count, f.vc_count,
+                                   0x1800 | f.fhp)
+                body = head + f.data + (f.ocf or b"")
+                assert raw == (body + crc16(body).to_bytes(2, "big") if fecf else body)
+            if mux.has_data() != had:
+                assert mux.revision != rev
 
     def test_ocf_required(self) -> None:
         with pytest.raises(ValueError):
