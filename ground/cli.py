@@ -730,8 +730,8 @@ SUBCOMMANDS: list[Callable[[Any], Any]] = [add_send_parser, add_monitor_parser, 
 
 
 #: the subcommands that honour ``--space-link`` (their sessions come from make_session)
-SPACE_LINK_COMMANDS = ("send", "monitor", "procedure run --link")
-SPACE_LINK_HANDLERS = ("cmd_send", "cmd_monitor", "cmd_procedure_run")   # by name: procedures_cli loads lazily
+SPACE_LINK_COMMANDS = ("send", "monitor", "console", "procedure run --link")
+SPACE_LINK_HANDLERS = ("cmd_send", "cmd_monitor", "cmd_console", "cmd_procedure_run")   # by name: lazily loaded
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -195,15 +195,17 @@ class LiveBackend:
 
     can_command = True
 
-    def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, session: Any = None) -> None:
+    def __init__(self, link_spec: str, dictionary: Dictionary, baud: int = 115200, *, session: Any = None,
+                 space_link: bool = False) -> None:
         if session is None:
             from .session import GroundSession
 
-            session = GroundSession(link_spec, dictionary, baud=baud, connect_timeout_s=0.0)
+            session = GroundSession(link_spec, dictionary, baud=baud, connect_timeout_s=0.0, space_link=space_link)
         self.session = session
         self.dictionary = dictionary
         self.link_spec = link_spec
-        self.label = f"link {link_spec}"
+        self.space_link = getattr(session, "space", None) is not None
+        self.label = f"{'space link' if self.space_link else 'link'} {link_spec}"
         self._last_rx: float | None = None
 
     def start(self) -> None:
@@ -233,11 +235,17 @@ class LiveBackend:
         st = self.session.stats
         ls = getattr(self.session.link, "stats", None)
         ls = ls if isinstance(ls, dict) else {}
-        return {"connected": self.session.connected, "rx_packets": st.get("packets", 0),
-                "rx_bytes": ls.get("bytes_in", 0), "tx_packets": st.get("tc_sent", 0),
-                "tx_bytes": ls.get("bytes_out", 0), "errors": st.get("errors", 0),
-                "dropped_bytes": st.get("dropped_bytes", 0), "reconnects": ls.get("reconnects", 0),
-                "last_rx": self._last_rx}
+        out = {"connected": self.session.connected, "rx_packets": st.get("packets", 0),
+               "rx_bytes": ls.get("bytes_in", 0), "tx_packets": st.get("tc_sent", 0),
+               "tx_bytes": ls.get("bytes_out", 0), "errors": st.get("errors", 0),
+               "dropped_bytes": st.get("dropped_bytes", 0), "reconnects": ls.get("reconnects", 0),
+               "last_rx": self._last_rx}
+        if self.space_link:
+            from .spacelink import format_link_status
+
+            # the same line as `ground --space-link monitor --link-status`: FOP-1, COP-1, discards, stores
+            out["space_link"] = format_link_status(self.session.link_status())
+        return out
 
 
 # -- synthetic load ------------------------------------------------------------------------------------------
@@ -304,6 +312,7 @@ def add_console_parser(subparsers: Any) -> None:
                     "Press ? (or F1) inside for the keys.",
         epilog="examples:\n  ground console                       # the flight software on run/ground.pty\n"
                "  ground console --link socket://127.0.0.1:5000\n"
+               "  ground --space-link console --link run/relay-ground.pty   # fsw --space-link via hw-sim relay\n"
                "  ground console --sim --rate 10       # the whole bench in this process, 10x real time\n"
                "  ground console --synthetic 1000 --hz 10   # load test: 1000 parameters at 10 Hz",
         formatter_class=HelpFormatter)
@@ -331,6 +340,9 @@ def make_backend(args: argparse.Namespace, dictionary: Dictionary) -> Any:
 
     if args.sim and args.synthetic is not None:
         raise UsageError("choose one of --sim and --synthetic")
+    space_link = bool(getattr(args, "space_link", False))
+    if space_link and (args.sim or args.synthetic is not None):
+        raise UsageError("--space-link needs a link: it cannot be combined with --sim or --synthetic")
     if (args.sim or args.synthetic is not None) and args.link is not None:
         raise UsageError("--link cannot be combined with --sim or --synthetic")
     if args.sim:
@@ -342,7 +354,7 @@ def make_backend(args: argparse.Namespace, dictionary: Dictionary) -> Any:
         return SyntheticBackend(dictionary, args.synthetic, args.hz)
     link = args.link or default_link()
     try:
-        return LiveBackend(link, dictionary, args.baud)
+        return LiveBackend(link, dictionary, args.baud, space_link=space_link)
     except ValueError as exc:  # a malformed link spec
         raise UsageError(f"bad --link {link!r}: {exc}") from None
 

@@ -743,6 +743,8 @@ class ConsoleApp(App[None]):
                  (f"decode errors {st.get('errors', 0)}   dropped {st.get('dropped_bytes', 0)} B   "
                   f"reconnects {st.get('reconnects', 0)}", "warn" if st.get("errors") or st.get("dropped_bytes")
                   else "plain")]
+        if st.get("space_link"):
+            parts.append(("\n" + str(st["space_link"]), "plain"))
         t = styled(parts)
         t.no_wrap = False
         self._q("#ground-link", Static).update(t)

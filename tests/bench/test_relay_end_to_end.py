@@ -4,7 +4,8 @@ hw-sim, the flight software (``fsw --space-link``) and the relay emulator
 (``hw-sim relay``, with seeded loss and duplication both ways) run as their
 own processes (:func:`ground.procs.start_bench` with ``relay=``); the ground
 is a :class:`ground.session.GroundSession` with ``space_link=True`` in this
-process, then ``ground --space-link send`` as a process of its own.
+process, then ``ground --space-link send`` as a process of its own, then the
+console's backend (``ground --space-link console``).
 Checked: every PING is verified exactly once (one report per stage, no copy
 arriving later), housekeeping arrives, the relay carried bytes both ways, and
 every process stops cleanly on SIGTERM.
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fsw.dictionary import load_dictionary
+from ground.console import LiveBackend
 from ground.procs import start_bench
 from ground.session import GroundSession
 
@@ -59,6 +61,17 @@ def test_pings_verified_once_and_telemetry_through_the_relay_process(tmp_path: P
         assert [(x["stage"], x["success"]) for x in stages] == [
             ("acceptance", True), ("start", True), ("completion", True)]
         assert result["state"] == "SUCCESS"
+        # the operator console's backend (ground --space-link console) over the same ptys, a third FOP-1
+        console = LiveBackend(bench.ground_link, d, space_link=True)
+        console.start()
+        try:
+            assert console.session.wait_connected(5.0)
+            handle = console.send("PING", None, {}, None, 15.0)
+            assert wait_until(lambda: (console.poll() or True) and console.status(handle) is not None
+                              and console.status(handle).state == "SUCCESS", 20.0), console.status(handle)
+            assert "FOP-1 ACTIVE" in console.link_stats()["space_link"]
+        finally:
+            console.stop()
         assert wait_until(lambda: stats_path.exists() and json.loads(stats_path.read_text())["up"]["writes_in"] > 0,
                           5.0)
         rs = json.loads(stats_path.read_text())

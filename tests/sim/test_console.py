@@ -477,6 +477,40 @@ def test_live_backend_over_a_session(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_live_backend_over_the_space_link() -> None:
+    """The console over the far-side link: a PING goes up through COP-1 and the lossy relay, its reports come
+    back through the stores, and the ground-link panel shows the link state line (FOP-1, COP-1 counters)."""
+    from tests.unit.test_ground_session_spacelink import session as space_session
+
+    s, far, clock = space_session(7, loss=0.05, duplicate=0.05)
+    backend = LiveBackend("far://", D, session=s)
+    assert backend.space_link and backend.label == "space link far://"
+    app = ConsoleApp(backend, timers=False)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            assert s.wait_connected()
+            app.submit_line("PING --to LMS")
+            await pilot.pause()
+            entry = app.commands.entries[0]
+            assert entry.error is None
+            for _ in range(60):                     # the far end runs on the simulated clock as the session reads
+                if entry.result is not None and entry.result.state == "SUCCESS":
+                    break
+                s.poll(1.0)
+                app.pump()
+            assert entry.result is not None and entry.result.state == "SUCCESS"
+            assert [r["name"] for r in far.fsw.received].count("PING") == 1
+            stats = backend.link_stats()
+            assert stats["space_link"].startswith("link: contact yes; FOP-1 ACTIVE")
+            await pilot.press("f5")                  # the link tab
+            app.refresh_screen()
+            panel = str(app._q("#ground-link", Static).render())
+            assert "space link far://" in panel and "FOP-1 ACTIVE" in panel
+
+    asyncio.run(main())
+
+
 # -- the command line of ``ground console`` ----------------------------------------------------------------
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -500,6 +534,10 @@ def test_console_options_pick_the_backend() -> None:
         make_backend(_parse("--sim", "--link", "loop://"), D)
     with pytest.raises(UsageError, match="unknown phase 'mars'"):
         make_backend(_parse("--sim", "--phase", "mars"), D)
+    space = _parse("--sim")
+    space.space_link = True                      # the global option, set by ground's own parser
+    with pytest.raises(UsageError, match="--space-link needs a link"):
+        make_backend(space, D)
     with pytest.raises(SystemExit):
         _parse("--rate", "0")
 

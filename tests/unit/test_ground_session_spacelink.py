@@ -175,7 +175,7 @@ def test_cli_space_link_option_reaches_the_session(monkeypatch, capsys) -> None:
 
 def test_cli_space_link_refused_where_it_would_be_ignored(capsys) -> None:
     assert cli.main(["--space-link", "dictionary", "list"]) == 2
-    assert "--space-link works with send, monitor, procedure run --link only" in capsys.readouterr().err
+    assert "--space-link works with send, monitor, console, procedure run --link only" in capsys.readouterr().err
 
 
 def test_procedures_run_over_the_space_link_only_on_a_link(monkeypatch, capsys) -> None:
