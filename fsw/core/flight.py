@@ -319,7 +319,8 @@ class FlightSoftware(Node):
 
     # -- receive path --------------------------------------------------------------
     def on_packet(self, port: str, packet: bytes, now: float) -> None:
-        pkt = parse_packet_nothrow(packet)
+        # the port's deframer checked the CRC of exactly these bytes (unless it was built without the check)
+        pkt = parse_packet_nothrow(packet, not self.deframers[port].check_crc)
         if isinstance(pkt, Exception):
             self.port_stats[port].rejected += 1
             return

@@ -271,10 +271,11 @@ def parse_packet(data: bytes | bytearray | memoryview, check_crc: bool = True) -
                                  cnt, dest, coarse, fine, b0 & 0xF, w1 >> 14))
 
 
-def parse_packet_nothrow(data: bytes | bytearray | memoryview) -> PusTc | PusTm | DecodeError:
-    """:func:`parse_packet` for stream code: the error comes back as a value."""
+def parse_packet_nothrow(data: bytes | bytearray | memoryview, check_crc: bool = True) -> PusTc | PusTm | DecodeError:
+    """:func:`parse_packet` for stream code: the error comes back as a value.  ``check_crc=False`` only for
+    bytes whose CRC was just checked (a :class:`~fsw.protocol.framing.Deframer` with ``check_crc`` does)."""
     try:
-        return parse_packet(data)
+        return parse_packet(data, check_crc)
     except DecodeError as exc:
         return exc
 
