@@ -204,24 +204,29 @@ class PacketDecoder:
         for s in dictionary.systems:
             sid_keys.update((p.apid, p.service, p.subservice) for p in s.telemetry if p.sid is not None)
         self._sid_keys = frozenset(sid_keys)
-        # "YYYY-MM-DDTHH:MM:SS" of recent whole mission seconds (exact only for an epoch on a whole second)
+        # "YYYY-MM-DDTHH:MM" of the UTC minutes of recent mission times, by the mission second that starts the
+        # minute (exact only for an epoch on a whole second: then every whole mission second is a whole UTC one)
         self._utc_base: dict[int, str] = {}
         self._utc_fast = dictionary.epoch.epoch.microsecond == 0
+        self._epoch_second = dictionary.epoch.epoch.second
         self._tm_plans: dict[tuple, _TmPlan | None] = {}
         self._evt_plans: dict[tuple[int, int], tuple | None] = {}
         self._param_plans: dict[int, _ParamPlan] = {}
 
     def utc(self, coarse: int, fine: int) -> str:
-        """ISO-8601 UTC of a CUC time, exactly as ``dictionary.epoch.iso()`` writes it, but cached per second."""
+        """ISO-8601 UTC of a CUC time, exactly as ``dictionary.epoch.iso()`` writes it, but cached per minute
+        (UTC as Python's datetime counts it, without leap seconds: every minute has 60 seconds)."""
         if not self._utc_fast:
             return self._epoch.iso(coarse + fine / 65536.0)
-        base = self._utc_base.get(coarse)
+        second = (coarse + self._epoch_second) % 60
+        minute = coarse - second
+        base = self._utc_base.get(minute)
         if base is None:
             if len(self._utc_base) >= _CACHE_LIMIT:
                 self._utc_base.clear()
-            base = self._utc_base[coarse] = self._epoch.iso(float(coarse))[:-5]  # drop ".000Z"
+            base = self._utc_base[minute] = self._epoch.iso(float(minute))[:-8]  # drop ":00.000Z"
         # timedelta rounds to the microsecond (half to even), isoformat then truncates to milliseconds
-        return f"{base}.{round(fine * 1_000_000 / 65536) // 1000:03d}Z"
+        return f"{base}:{second:02d}.{round(fine * 1_000_000 / 65536) // 1000:03d}Z"
 
     # -- plans ----------------------------------------------------------------------------------------------
     def _param_plan(self, codec: Any, params: tuple[Parameter, ...]) -> _ParamPlan:

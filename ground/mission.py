@@ -55,10 +55,12 @@ DEFAULT_IMPAIRMENTS: dict[str, Any] = {"ber": 1e-5, "burst": (0.002, 0.2), "reor
 DEFAULT_DRAIN_S = 6 * 3600.0
 #: the ground's end of the space link in a mission run.  Every range acknowledged or asked for is one
 #: telecommand (short ones share a TC frame), and with a frame lost every second or so on the fast surface
-#: downlink every gap would also split an acknowledgement: so acknowledgements go every 30 s, up to 1024
-#: ranges per interval, held back behind a gap for up to 2 min (one range then covers the lot once it is
-#: filled); a gap is asked for after 90 s (an APID whose science is still being played back shows "gaps"
-#: that are only packets queued on board behind the live ones).
+#: downlink every gap would also split an acknowledgement: so acknowledgement rounds run every 30 s, up to
+#: 1024 ranges per interval, held back behind a gap for up to 2 min (one range then covers the lot once it is
+#: filled), and each APID is acknowledged at most once per 2 min (``ack_batch_s`` follows ``ack_hold_s``: an
+#: acknowledgement leaves at most 2.5 min after its packet, inside the lander's 5 min resend timeout); a gap
+#: is asked for after 90 s (an APID whose science is still being played back shows "gaps" that are only
+#: packets queued on board behind the live ones), two gaps of an APID a packet or two apart in one range.
 MISSION_GROUND_LINK = GroundLinkConfig(ack_interval_s=30.0, gap_wait_s=90.0, request_retry_s=90.0,
                                        max_requests_per_interval=1024, reack_s=600.0, ack_hold_s=120.0)
 

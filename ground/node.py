@@ -160,11 +160,14 @@ class GroundNode(Node):
         self._link_packets(now)
 
     def _link_packets(self, now: float) -> None:
-        st = self.port_stats[PORT]
-        for _vc, packet in self.link.take_packets():  # type: ignore[union-attr]
-            st.rx_packets += 1
-            st.last_rx = now
-            self.on_packet(PORT, packet, now)
+        packets = self.link.take_packets()  # type: ignore[union-attr]
+        if packets:
+            st = self.port_stats[PORT]
+            on_packet = self.on_packet
+            for _vc, packet in packets:
+                st.rx_packets += 1
+                st.last_rx = now
+                on_packet(PORT, packet, now)
         self._link_output()
 
     def next_deadline(self) -> float:
@@ -177,8 +180,10 @@ class GroundNode(Node):
 
     def run_due(self, now: float) -> None:
         self.timers.run_due(now)
-        if self.link is not None:
-            self.link.run_due(now)
+        link = self.link
+        # (the link has nothing to do before its deadline: a verification time-out does not wake it)
+        if link is not None and link.next_deadline() <= now:
+            link.run_due(now)
             self._link_output()
 
     def _link_output(self) -> None:
@@ -209,11 +214,11 @@ class GroundNode(Node):
             rec = self.decoder.decode(packet, link=port, rx_time=now)
         else:
             rec = self.decoder.decode_parsed(pkt, link=port, rx_time=now)
-            if isinstance(pkt, PusTm):
+            if type(pkt) is PusTm:
                 unit = self._science.get((pkt.apid, pkt.service, pkt.subservice))
                 if unit is not None:
                     self.science_received[unit] += 1
-            if isinstance(pkt, PusTm) and pkt.service == 1:
+            if type(pkt) is PusTm and pkt.service == 1:
                 upd = self.tracker.add_tm(pkt, now)
                 if upd is not None and upd.result.done and upd.result.request_id not in self._finished:
                     self._finished.add(upd.result.request_id)

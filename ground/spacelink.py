@@ -19,7 +19,10 @@ store-and-forward
     and asks again for the gaps (``STORE_RETRANSMIT_RANGE``) once they are old
     enough.  The requests are telecommands made by the ``make_tc`` callback
     (:func:`dictionary_tc_factory` builds them from the mission dictionary)
-    and go up through COP-1 like any other.
+    and go up through COP-1 like any other, one range each: so the tracker
+    batches an APID's acknowledgements (``ack_batch_s``, ``ack_hold_s``) and
+    asks for nearby gaps in one range (``request_merge_packets``), always well
+    inside the lander's own time-out for resending what is not acknowledged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import struct
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -35,7 +39,7 @@ from fsw.protocol.framing import Dropped
 from fsw.protocol.pus import PusTc
 from fsw.protocol.tcframe import MAX_TC_FRAME_LEN, TcSegmenter, cltu_encode
 from fsw.protocol.tmframe import (
-    DEFAULT_SCID, VC_IDLE, VC_PLAYBACK, VC_REALTIME, CaduDeframer, TmFrame, TmFrameConfig, VcReassembler,
+    DEFAULT_SCID, VC_IDLE, VC_PLAYBACK, VC_REALTIME, CaduDeframer, Clcw, TmFrame, TmFrameConfig, VcReassembler,
 )
 
 from .fop1 import CopUplink, Fop1, FopState, UplinkEvent
@@ -81,6 +85,21 @@ class GroundLinkConfig:
     #: younger than this (acknowledge only up to it), so that once the gap is filled one range covers the lot:
     #: on a lossy link every gap would otherwise split an acknowledgement in two, doubling the uplink traffic
     ack_hold_s: float = 0.0
+    #: acknowledge each APID's packets together, one round at most this often (0: at every ``ack_interval_s``;
+    #: the first packets of an APID, and those a hold releases, go at the next check).  Every range is a
+    #: telecommand, and most APIDs are slow (the PDU's and the relays' housekeeping: one to three packets a
+    #: range when acknowledged every 30 s), so this divides their acknowledgements by the ratio.  ``None``:
+    #: ``ack_hold_s``, the delay the link already accepts for an acknowledgement to save uplink traffic.  An
+    #: acknowledgement then leaves at most ``ack_batch_s`` plus ``ack_interval_s`` after its packet arrived
+    #: (``ack_hold_s`` plus two intervals behind a gap): keep both well inside the lander's ``ack_timeout_s``
+    #: (5 min, :class:`fsw.core.spacelink.SpaceLinkConfig`), after which it sends the packet again, with room
+    #: for the uplink, the relays' delay and a COP-1 retransmission or two.
+    ack_batch_s: float | None = None
+    #: one retransmission request covers two gaps of an APID due together when no more than this many
+    #: packets lie between them, all still unacknowledged (so still on board): the lander sends those again
+    #: too, and the ground drops the copies.  A few packets more on the downlink for one telecommand less on
+    #: the uplink: a frame lost on the fast surface downlink often cuts several runs of one APID.  0: never
+    request_merge_packets: int = 2
 
     def __post_init__(self) -> None:
         if self.tm.scid != self.scid:
@@ -103,24 +122,50 @@ class RangeRequest:
                 "t_from": self.t_from, "t_to": self.t_to}
 
 
+_HEAD = struct.Struct(">HH").unpack_from
+_HEAD_CUC = struct.Struct(">HH9xIH").unpack_from   # with the CUC time of a PUS-C TM secondary header
+
+
 def _key_of(packet: bytes) -> tuple[int, int, int]:
     """(APID, sequence count, CUC ticks) of a packet (ticks 0 without a PUS secondary header)."""
-    apid = ((packet[0] << 8) | packet[1]) & 0x7FF
-    seq = ((packet[2] << 8) | packet[3]) & 0x3FFF
-    cuc = 0
-    if (packet[0] >> 3) & 1 and len(packet) >= 19:
-        cuc = (int.from_bytes(packet[13:17], "big") << 16) | ((packet[17] << 8) | packet[18])
-    return apid, seq, cuc
+    if len(packet) >= 19:
+        w0, w1, coarse, fine = _HEAD_CUC(packet)
+        return w0 & 0x7FF, w1 & 0x3FFF, ((coarse << 16) | fine) if w0 & 0x800 else 0
+    w0, w1 = _HEAD(packet)
+    return w0 & 0x7FF, w1 & 0x3FFF, 0
 
 
 class _Apid:
-    __slots__ = ("order", "unacked", "gaps", "pruned")
+    __slots__ = ("order", "unacked", "live", "gaps", "pruned", "next_ack")
 
     def __init__(self) -> None:
         self.pruned = False                             # older packets were forgotten (all known or given up)
-        self.order: list[tuple[int, int]] = []          # (cuc, seq) received, time order
-        self.unacked: list[tuple[int, int]] = []
-        self.gaps: dict[tuple[tuple[int, int], tuple[int, int]], list[float]] = {}  # -> [first seen, last req, n]
+        self.next_ack = -math.inf                       # no acknowledgement round before this (``ack_batch_s``)
+        self.order: list[tuple[int, int]] = []          # (cuc, seq) received, time order, each once
+        self.unacked: list[tuple[int, int]] = []        # held back last time (sorted), then new arrivals
+        #: every pair of neighbours in ``order`` with sequence counts missing between them, kept up to date by
+        #: ``PacketTracker.add`` (and the pruning of ``order``), so that ``gaps`` need not walk ``order``
+        self.live: set[tuple[tuple[int, int], tuple[int, int]]] = set()
+        #: the gaps as ``PacketTracker.gaps`` last saw them: (left, right neighbour) -> [first seen, last req, n]
+        self.gaps: dict[tuple[tuple[int, int], tuple[int, int]], list[float]] = {}
+
+    def insert(self, i: int, item: tuple[int, int]) -> None:
+        """Put ``item`` at ``order[i]`` (not the end), and update ``live`` for its new neighbours."""
+        order = self.order
+        order.insert(i, item)
+        live = self.live
+        seq = item[1]
+        nxt = order[i + 1]
+        if i > 0:
+            p = order[i - 1]
+            live.discard((p, nxt))
+            if (seq - p[1] - 1) & 0x3FFF:
+                live.add((p, item))
+        if (nxt[1] - seq - 1) & 0x3FFF:
+            live.add((item, nxt))
+
+
+_NEW = object()
 
 
 class PacketTracker:
@@ -128,8 +173,11 @@ class PacketTracker:
 
     def __init__(self, gap_wait_s: float = 60.0, request_retry_s: float = 120.0, max_requests: int = 5,
                  dedup_memory: int = 200_000, no_request_apids: Iterable[int] = (), reack_s: float = 60.0,
-                 max_rate: float = 500.0, ack_hold_s: float = 0.0) -> None:
+                 max_rate: float = 500.0, ack_hold_s: float = 0.0, ack_batch_s: float = 0.0,
+                 merge_packets: int = 0) -> None:
         self.ack_hold_s = ack_hold_s
+        self.ack_batch_s = ack_batch_s
+        self.merge_packets = merge_packets
         self.reack_s = reack_s
         self.max_rate = max_rate
         self.gap_wait_s = gap_wait_s
@@ -148,118 +196,181 @@ class PacketTracker:
             return True
         apid, seq, cuc = _key_of(packet)
         k = (apid, seq, cuc)
-        if k in self._seen:
+        seen = self._seen
+        acked = seen.get(k, _NEW)
+        if acked is not _NEW:
             self.counters["duplicates"] += 1
-            acked = self._seen[k]
             a = self.apids.get(apid)
             if a is not None and acked is not None and now - acked >= self.reack_s:
                 # still on board long after its acknowledgement went up: acknowledge it again
-                self._seen[k] = None
+                seen[k] = None
                 a.unacked.append((cuc, seq))
                 self.counters["reacks"] += 1
             return False
-        self._seen[k] = None
-        if len(self._seen) > self.dedup_memory:
-            self._seen.popitem(last=False)
-        a = self.apids.setdefault(apid, _Apid())
+        a = self.apids.get(apid)
+        if a is None:
+            a = self.apids[apid] = _Apid()
         item = (cuc, seq)
-        if not a.order or item > a.order[-1]:
-            a.order.append(item)
-        elif a.pruned and item < a.order[0]:
+        order = a.order
+        copy = False
+        if not order or item > order[-1]:
+            if order:
+                p = order[-1]
+                if (seq - p[1] - 1) & 0x3FFF:
+                    a.live.add((p, item))
+            order.append(item)
+        elif a.pruned and item < order[0]:
             self.counters["late_packets"] += 1         # behind what was settled: acknowledge, no gap search
         else:
-            bisect.insort(a.order, item)
-        a.unacked.append(item)
-        self.counters["packets"] += 1
-        return True
+            i = bisect.bisect_left(order, item)
+            if order[i] == item:
+                # still listed though the de-duplication memory forgot it (a very late copy): a duplicate, whose
+                # acknowledgement is not known any more: acknowledge it again
+                copy = True
+            else:
+                a.insert(i, item)
+        seen[k] = None
+        if len(seen) > self.dedup_memory:
+            seen.popitem(last=False)
+        a.unacked.append(item)   # (``acks`` drops the second entry of a packet listed twice)
+        self.counters["duplicates" if copy else "packets"] += 1
+        return not copy
 
     def acks(self, now: float = 0.0) -> list[RangeRequest]:
-        """Ranges of consecutive sequence counts received and not yet acknowledged (then marked acknowledged)."""
+        """Ranges of consecutive sequence counts received and not yet acknowledged (then marked acknowledged).
+
+        An APID's round comes at most every ``ack_batch_s``, except while packets held back behind a young gap
+        (``ack_hold_s``) wait: those go as soon as the hold ends.
+        """
         out = []
         seen = self._seen
+        hold = self.ack_hold_s
         for apid, a in sorted(self.apids.items()):
-            if not a.unacked:
+            if not a.unacked or now < a.next_ack:
                 continue
-            items = sorted(set(a.unacked))
+            items = sorted(a.unacked)       # the packets held last time (sorted) and the new ones: two runs
             a.unacked = []
-            if self.ack_hold_s > 0:
-                young = [p for (p, _q), g in a.gaps.items()
-                         if g[2] < self.max_requests and now - g[0] < self.ack_hold_s]
+            if hold > 0:
+                young = [p for (p, _q), g in a.gaps.items() if g[2] < self.max_requests and now - g[0] < hold]
                 if young:
-                    barrier = min(young)
-                    a.unacked = [it for it in items if it > barrier]
-                    items = [it for it in items if it <= barrier]
+                    i = bisect.bisect_right(items, min(young))   # the packets behind the barrier wait
+                    a.unacked = items[i:]
+                    del items[i:]
                     self.counters["acks_held"] += len(a.unacked)
-                    if not items:
-                        continue
-            for cuc, seq in items:
-                if (apid, seq, cuc) in seen:
-                    seen[(apid, seq, cuc)] = now
-            run = [items[0]]
-            for it in items[1:]:
-                prev = run[-1]
-                if it[1] == (prev[1] + 1) & 0x3FFF and len(run) < 8192:
-                    run.append(it)
-                else:
-                    out.append(RangeRequest("ack", apid, run[0][1], run[-1][1], run[0][0] / 65536.0,
-                                            run[-1][0] / 65536.0))
-                    run = [it]
-            out.append(RangeRequest("ack", apid, run[0][1], run[-1][1], run[0][0] / 65536.0, run[-1][0] / 65536.0))
+            if not a.unacked:
+                a.next_ack = now + self.ack_batch_s
+            if not items:
+                continue
+            first = prev = items[0]
+            n = 0
+            for it in items:
+                if n and it == prev:
+                    continue            # listed twice (a packet again after the de-duplication memory forgot it)
+                cuc, seq = it
+                k = (apid, seq, cuc)
+                if k in seen:
+                    seen[k] = now
+                if n and (seq != (prev[1] + 1) & 0x3FFF or n == 8192):
+                    out.append(RangeRequest("ack", apid, first[1], prev[1], first[0] / 65536.0, prev[0] / 65536.0))
+                    first = it
+                    n = 0
+                prev = it
+                n += 1
+            out.append(RangeRequest("ack", apid, first[1], prev[1], first[0] / 65536.0, prev[0] / 65536.0))
         self.counters["ack_ranges"] += len(out)
         return out
 
     def gaps(self, now: float) -> list[RangeRequest]:
-        """Gaps old enough to ask for, and asked for again after ``request_retry_s`` (at most ``max_requests``)."""
-        out = []
+        """Gaps old enough to ask for, and asked for again after ``request_retry_s`` (at most ``max_requests``).
+
+        A gap is a pair of neighbours in an APID's time order with counts missing between them; it is new
+        (first seen ``now``) when this call finds it, and forgotten once a packet arrives between the two.
+        """
+        out: list[RangeRequest] = []
+        max_requests = self.max_requests
         for apid, a in sorted(self.apids.items()):
-            order = a.order
-            live: set = set()
+            live = a.live
+            gaps = a.gaps
             first_open = None
-            for i in range(len(order) - 1):
-                p, q = order[i], order[i + 1]
+            prev = None                 # the previous gap (pair of neighbours) in time order
+            # the request being made: (left neighbour of its first gap, its last gap, counts from one to the other,
+            # whether more gaps may join it)
+            req: tuple[tuple[int, int], tuple, int, bool] | None = None
+            for key in sorted(live):
+                if req is not None and prev != req[1]:
+                    self._request(out, apid, req[0], req[1][1])       # another gap lies in between
+                    req = None
+                prev = key
+                p, q = key
                 missing = (q[1] - p[1] - 1) & 0x3FFF
-                if missing == 0:
-                    continue
-                key = (p, q)
-                live.add(key)
-                g = a.gaps.get(key)
+                g = gaps.get(key)
                 if g is None:
-                    g = a.gaps[key] = [now, -math.inf, 0]
+                    g = gaps[key] = [now, -math.inf, 0]
                     if missing > self.max_rate * max(1.0, (q[0] - p[0]) / 65536.0):
                         # more packets "missing" than the source could have made: its counter restarted
-                        g[2] = self.max_requests
+                        g[2] = max_requests
                         self.counters["counter_resets"] += 1
                     else:
                         self.counters["gaps_seen"] += 1
-                if g[2] >= self.max_requests:
+                if g[2] >= max_requests:
                     continue  # given up: reported once as lost
                 if first_open is None:
-                    first_open = i
+                    first_open = key
                 if apid in self.no_request or now - g[0] < self.gap_wait_s or now - g[1] < self.request_retry_s:
                     continue
                 g[1] = now
                 g[2] += 1
-                if g[2] == self.max_requests:
+                if g[2] == max_requests:
                     self.counters["gaps_given_up"] += 1
-                first = (p[1] + 1) & 0x3FFF
-                n = missing
-                while n > 0:
-                    m = min(n, 8192)
-                    out.append(RangeRequest("retransmit", apid, first, (first + m - 1) & 0x3FFF,
-                                            p[0] / 65536.0, q[0] / 65536.0))
-                    first = (first + m) & 0x3FFF
-                    n -= m
-            for key in list(a.gaps):
-                if key not in live:
-                    del a.gaps[key]   # filled
+                # only first requests are merged: a gap asked for again gets a range of its own, so that the
+                # lander's "not held" answer (nothing found) settles it if it is packets the lander never kept
+                first_request = g[2] == 1
+                if req is not None:
+                    between = ((p[1] - req[1][1][1]) & 0x3FFF) + 1      # packets from the last gap to this one
+                    if first_request and req[3] and req[2] + between + missing <= 8192 \
+                            and self._mergeable(apid, a, req[1][1], between):
+                        req = (req[0], key, req[2] + between + missing, True)
+                        self.counters["gaps_merged"] += 1
+                        continue
+                    self._request(out, apid, req[0], req[1][1])
+                req = (p, key, missing, first_request)
+            if req is not None:
+                self._request(out, apid, req[0], req[1][1])
+            if len(gaps) > len(live):       # every live pair is in gaps now: the others were filled
+                for key in [k for k in gaps if k not in live]:
+                    del gaps[key]
             # forget the contiguous prefix (keep its last packet as the left neighbour of what follows); the
             # packets not acknowledged yet are listed apart (``unacked``), so this never loses an acknowledgement
-            cut = (first_open if first_open is not None else len(order) - 1)
+            order = a.order
+            cut = bisect.bisect_left(order, first_open[0]) if first_open is not None else len(order) - 1
             if cut > 0:
                 del order[:cut]
                 a.pruned = True
+                # the pairs cut off are the given-up gaps before the first open one
+                a.live = {k for k in live if k >= first_open} if first_open is not None else set()
         self.counters["retransmit_ranges"] += len(out)
         return out
+
+    @staticmethod
+    def _request(out: list[RangeRequest], apid: int, p: tuple[int, int], q: tuple[int, int]) -> None:
+        """Ask for the counts between packets ``p`` and ``q`` (``(cuc, seq)``), at most 8192 a range."""
+        first = (p[1] + 1) & 0x3FFF
+        n = (q[1] - p[1] - 1) & 0x3FFF
+        while n > 0:
+            m = min(n, 8192)
+            out.append(RangeRequest("retransmit", apid, first, (first + m - 1) & 0x3FFF, p[0] / 65536.0,
+                                    q[0] / 65536.0))
+            first = (first + m) & 0x3FFF
+            n -= m
+
+    def _mergeable(self, apid: int, a: _Apid, q0: tuple[int, int], between: int) -> bool:
+        """May a request ask again for the ``between`` packets from ``q0`` on (a run without gaps): few enough,
+        and none acknowledged yet (so the lander still has them all)?"""
+        if between > self.merge_packets:
+            return False
+        seen = self._seen
+        i = bisect.bisect_left(a.order, q0)
+        return all(seen.get((apid, seq, cuc), _NEW) is None for cuc, seq in a.order[i:i + between])
 
     def not_held(self, apid: int, first: int, found: int) -> bool:
         """The lander answered a request starting at ``first`` with ``found`` packets: none held means the
@@ -307,7 +418,9 @@ class SpaceLinkGround:
         self.deframer = CaduDeframer(cfg.tm, cfg.vcids)
         self.reassemblers = {v: VcReassembler(cfg.max_packet) for v in cfg.vcids}
         self.tracker = PacketTracker(cfg.gap_wait_s, cfg.request_retry_s, cfg.max_requests, cfg.dedup_memory,
-                                     cfg.no_request_apids, cfg.reack_s, cfg.max_packet_rate, cfg.ack_hold_s)
+                                     cfg.no_request_apids, cfg.reack_s, cfg.max_packet_rate, cfg.ack_hold_s,
+                                     cfg.ack_hold_s if cfg.ack_batch_s is None else cfg.ack_batch_s,
+                                     cfg.request_merge_packets)
         self.make_tc = make_tc
         self.store_and_forward = store_and_forward and make_tc is not None
         self._packets: deque[tuple[int, bytes]] = deque()
@@ -315,6 +428,13 @@ class SpaceLinkGround:
         self._events: list[UplinkEvent] = []
         self._last_mc: int | None = None
         self._last_mc_at = -math.inf
+        self._ocf: bytes | None = None           # the last OCF seen and its CLCW (None: not a valid one)
+        self._ocf_clcw: Clcw | None = None
+        # COP-1 (and its FOP-1) changes state only when this class calls it (submit, submit_bd, on_clcw,
+        # run_due), and each such call goes through _cop_touched: until the next one, its frames and events
+        # are collected already and next_deadline() is what it was
+        self._cop_dirty = False
+        self._deadline: float | None = None
         self._next_ack = start + cfg.ack_interval_s
         self._pending_requests: deque[RangeRequest] = deque()
         self.counters: Counter[str] = Counter()
@@ -330,6 +450,7 @@ class SpaceLinkGround:
         """
         ticket = self._enqueue(packet)
         self._pump(now)
+        self._collect()
         return ticket
 
     def _enqueue(self, packet: bytes) -> int:
@@ -347,6 +468,7 @@ class SpaceLinkGround:
         if len(fdus) != 1:
             raise ValueError("a bypass telecommand must fit in one frame")
         self.cop.submit_bd(fdus[0], now)
+        self._cop_touched()
         self._collect()
 
     @property
@@ -355,7 +477,8 @@ class SpaceLinkGround:
         return len(self._tc_queue) + sum(len(t) for t in self._fdu_tickets.values())
 
     def _pump(self, now: float) -> None:
-        """Turn queued telecommands into frame data units while COP-1 can take them."""
+        """Turn queued telecommands into frame data units while COP-1 can take them; the caller then collects
+        (``_collect``) before it returns, so that every public method leaves the output and events complete."""
         q = self._tc_queue
         cop = self.cop
         room = self._room
@@ -378,11 +501,18 @@ class SpaceLinkGround:
                 fdus = [bytes([0xC0]) + bytes(body)] if self.segmenter else [bytes(body)]
             for i, f in enumerate(fdus):
                 fid = cop.submit(f, now)
+                self._cop_touched()
                 # the tickets are delivered with the last segment
                 self._fdu_tickets[fid] = tickets if i == len(fdus) - 1 else []
-        self._collect()
+
+    def _cop_touched(self) -> None:
+        self._cop_dirty = True
+        self._deadline = None
 
     def _collect(self) -> None:
+        if not self._cop_dirty:
+            return
+        self._cop_dirty = False
         for f in self.cop.take_frames():
             self._out.append(cltu_encode(f))
             self.counters["cltus"] += 1
@@ -415,26 +545,41 @@ class SpaceLinkGround:
         self._frames(self.deframer.flush(), now)
 
     def _frames(self, items: list[TmFrame | Dropped], now: float) -> None:
+        if not items:
+            return
+        reassemblers = self.reassemblers
+        add = self.tracker.add if self.store_and_forward else None
+        packets = self._packets
+        drops = self.drops
+        queue = self._tc_queue
         for f in items:
-            if isinstance(f, Dropped):
-                self.drops[f.reason] += 1
+            if type(f) is Dropped:
+                drops[f.reason] += 1
                 continue
-            self._clcw(f, now)
-            self._pump(now)
-            r = self.reassemblers.get(f.vcid)
+            if f.ocf is not None:
+                self._clcw(f, now)
+            if queue:
+                self._pump(now)   # the CLCW may have opened FOP-1's window
+            r = reassemblers.get(f.vcid)
             if r is None:
                 continue
+            vcid = f.vcid
             for p in r.feed(f):
-                if isinstance(p, Dropped):
-                    self.drops[p.reason] += 1
+                if type(p) is Dropped:
+                    drops[p.reason] += 1
                     continue
-                if self.store_and_forward and not self.tracker.add(p, now):
+                if add is not None and not add(p, now):
                     continue
-                self._packets.append((f.vcid, p))
+                packets.append((vcid, p))
         self._collect()
 
     def _clcw(self, f: TmFrame, now: float) -> None:
-        c = f.clcw
+        ocf = f.ocf
+        if ocf == self._ocf:
+            c = self._ocf_clcw      # the same word as the last frame's (most are): its CLCW is immutable
+        else:
+            c = f.clcw
+            self._ocf, self._ocf_clcw = ocf, c
         if c is None:
             return
         last = self._last_mc
@@ -446,6 +591,7 @@ class SpaceLinkGround:
         self._last_mc_at = now
         self.counters["clcws"] += 1
         self.cop.on_clcw(c, now)
+        self._cop_touched()
 
     def take_packets(self) -> list[tuple[int, bytes]]:
         """(virtual channel, packet) in arrival order, duplicates removed."""
@@ -455,17 +601,24 @@ class SpaceLinkGround:
 
     # -- time ----------------------------------------------------------------------------------------
     def next_deadline(self) -> float:
-        t = self.cop.next_deadline()
-        if self.store_and_forward:
-            t = min(t, self._next_ack)
+        """When :meth:`run_due` has something to do.  Asked at every round of a runner: cached until COP-1
+        is called again (``_cop_touched``) or ``run_due`` moves the next store-and-forward time."""
+        t = self._deadline
+        if t is None:
+            t = self.cop.next_deadline()
+            if self.store_and_forward and self._next_ack < t:
+                t = self._next_ack
+            self._deadline = t
         return t
 
     def run_due(self, now: float) -> None:
         self.cop.run_due(now)
+        self._cop_touched()
         if self.store_and_forward and now >= self._next_ack:
             self._next_ack = now + self.cfg.ack_interval_s
             self._store_and_forward(now)
         self._pump(now)
+        self._collect()
 
     def _store_and_forward(self, now: float) -> None:
         assert self.make_tc is not None

@@ -526,3 +526,15 @@ def test_utc_with_an_epoch_off_the_whole_second():
     dec = PacketDecoder(d)
     for coarse, fine in ((0, 0), (5, 65535), (86399, 32768)):
         assert dec.utc(coarse, fine) == d.epoch.iso(coarse + fine / 65536.0)
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
+def test_cached_utc_with_an_epoch_off_the_whole_minute(coarse, fine):
+    # the cache is per UTC minute: the epoch's seconds shift where a mission minute starts
+    import dataclasses
+    from fsw.protocol import MissionEpoch
+    d = dataclasses.replace(D, epoch=MissionEpoch.parse("2027-12-31T23:59:37Z"))
+    dec = PacketDecoder(d)
+    for c in (coarse, coarse + 1, coarse + 23, coarse + 60):
+        assert dec.utc(c, fine) == d.epoch.iso(c + fine / 65536.0)
