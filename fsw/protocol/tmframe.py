@@ -161,31 +161,19 @@ class Clcw:
         return r
 
 
-#: parsed CLCWs by their word (a Clcw is immutable; every frame carries one, and they repeat)
-_CLCW_CACHE: dict[int, Clcw] = {}
-_CLCW_CACHE_MAX: Final = 1024
-
-
 def parse_clcw(data: bytes | bytearray | memoryview) -> Clcw | DecodeError:
     """A CLCW from 4 octets; a type-1 word or a non-zero version comes back as an error value."""
     if len(data) != OCF_LEN:
         return DecodeError("length", f"a CLCW is 4 octets, got {len(data)}")
     w = _U32.unpack_from(data)[0]
-    c = _CLCW_CACHE.get(w)
-    if c is not None:
-        return c
     if w >> 31:
         return DecodeError("type", "control word type 1 is not a CLCW")
     if (w >> 29) & 3:
         return DecodeError("version", f"CLCW version {(w >> 29) & 3}, expected 0")
-    c = Clcw(vcid=(w >> 18) & 0x3F, report_value=w & 0xFF, lockout=bool((w >> 13) & 1),
-             wait=bool((w >> 12) & 1), retransmit=bool((w >> 11) & 1), farm_b=(w >> 9) & 3,
-             no_rf=bool((w >> 15) & 1), no_bitlock=bool((w >> 14) & 1), status=(w >> 26) & 7,
-             cop_in_effect=(w >> 24) & 3)
-    if len(_CLCW_CACHE) >= _CLCW_CACHE_MAX:
-        _CLCW_CACHE.clear()
-    _CLCW_CACHE[w] = c
-    return c
+    return Clcw(vcid=(w >> 18) & 0x3F, report_value=w & 0xFF, lockout=bool((w >> 13) & 1),
+                wait=bool((w >> 12) & 1), retransmit=bool((w >> 11) & 1), farm_b=(w >> 9) & 3,
+                no_rf=bool((w >> 15) & 1), no_bitlock=bool((w >> 14) & 1), status=(w >> 26) & 7,
+                cop_in_effect=(w >> 24) & 3)
 
 
 # ---------------------------------------------------------------------------------------------

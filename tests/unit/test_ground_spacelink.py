@@ -97,25 +97,24 @@ def test_every_packet_is_acknowledged_within_the_batch_or_the_hold(gaps_s, lost,
     arrived: dict[int, float] = {}
     acked: dict[int, float] = {}
     now, tick, seq = 0.0, interval, 0
-    for dt, lose in zip(gaps_s, lost):
-        now += dt
-        while tick <= now:
+
+    def rounds_until(limit: float) -> None:
+        nonlocal tick
+        while tick <= limit:
             t.gaps(tick)
             for r in t.acks(tick):
                 for s in range(r.first, r.last + 1):
                     acked.setdefault(s, tick)
             tick += interval
+
+    for dt, lose in zip(gaps_s, lost):
+        now += dt
+        rounds_until(now)
         if not lose:
             t.add(tm(0x10, seq, now), now)
             arrived[seq] = now
         seq += 1
-    end = now + max(batch + interval, hold + 2 * interval) + interval
-    while tick <= end:
-        t.gaps(tick)
-        for r in t.acks(tick):
-            for s in range(r.first, r.last + 1):
-                acked.setdefault(s, tick)
-        tick += interval
+    rounds_until(now + max(batch + interval, hold + 2 * interval) + interval)
     assert set(acked) == set(arrived)
     for s, at in arrived.items():
         assert acked[s] - at <= max(batch + interval, hold + 2 * interval)
